@@ -1,0 +1,54 @@
+# The two commands: `make run` (demo on SQLite) and `make test` (everything, SQLite and PostgreSQL).
+# Both set up what they need on a fresh machine.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+PG_VERSION := $(shell ls /etc/postgresql 2>/dev/null | head -n1)
+APT_PACKAGES := postgresql
+
+.PHONY: run test test-sqlite test-postgres lint bench venv system-deps postgres clean
+
+$(STAMP):
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: venv
+	$(BIN)/demandly serve --demo
+
+# Debian packages the tests need (Chromium for browser tests; PostgreSQL if absent).
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+postgres: system-deps
+	@pg_isready -h 127.0.0.1 -p 5432 -q || { \
+		v=$$(ls /etc/postgresql | head -n1); \
+		pg_ctlcluster --skip-systemctl-redirect $$v main start; \
+		for i in $$(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done; }
+	@pg_isready -h 127.0.0.1 -p 5432
+
+test: venv postgres
+	$(BIN)/ruff check src tests migrations
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-sqlite: venv
+	DEMANDLY_TEST_BACKENDS=sqlite $(BIN)/pytest -q
+
+test-postgres: venv postgres
+	DEMANDLY_TEST_BACKENDS=postgres $(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check src tests migrations
+	$(BIN)/ruff format --check src tests migrations
+
+clean:
+	rm -rf $(VENV) .demandly .pytest_cache

@@ -1,0 +1,117 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from demandly import __version__
+from demandly.audit.api import router as audit_router
+from demandly.auth.api import router as auth_router
+from demandly.auth.passwords import configure_hasher
+from demandly.config import Settings, get_settings
+from demandly.jobs.api import router as jobs_router
+from demandly.jobs.worker import Worker
+from demandly.kit.crypto import Keyring, configure_keyring, load_master_key
+from demandly.kit.db import Database
+from demandly.kit.http import install_error_handlers
+from demandly.kit.logging import configure_logging, get_logger
+from demandly.kit.middleware import (
+    BodySizeLimitMiddleware,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
+from demandly.kit.migrations import is_at_head
+from demandly.tenancy.api import router as tenancy_router
+
+log = get_logger(__name__)
+API_PREFIX = "/api/v1"
+
+
+def configure_secrets(settings: Settings) -> None:
+    configure_keyring(Keyring.parse(load_master_key(settings.secret_key, settings.data_dir)))
+
+
+def create_database(settings: Settings) -> Database:
+    return Database(
+        settings.effective_database_url,
+        app_role=settings.pg_app_role if settings.is_postgres else None,
+    )
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    configure_secrets(settings)
+    configure_hasher(
+        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+    )
+    db = database or create_database(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        worker_task = None
+        if settings.worker_in_process:
+            worker = Worker(db, poll_seconds=settings.worker_poll_seconds)
+            worker_task = asyncio.create_task(worker.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker_task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
+            if database is None:
+                await db.dispose()
+
+    app = FastAPI(
+        title="Demandly API",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    install_error_handlers(app)
+
+    for router in (auth_router, tenancy_router, audit_router, jobs_router):
+        app.include_router(router, prefix=API_PREFIX)
+    _add_health_routes(app, db)
+
+    # Outermost first: request id wraps everything, so even a 413 carries it.
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def _add_health_routes(app: FastAPI, db: Database) -> None:
+    @app.get("/healthz", tags=["health"], include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            async with db.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+            checks["migrations"] = "ok" if await is_at_head(db.engine) else "pending"
+        except Exception as exc:  # readiness reports, it does not raise
+            log.warning("readiness_check_failed", error_type=type(exc).__name__)
+            checks.setdefault("database", "unreachable")
+        ready = all(value == "ok" for value in checks.values()) and len(checks) == 2
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )

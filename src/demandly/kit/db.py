@@ -1,0 +1,295 @@
+"""Database plumbing: engine, sessions, base models and the one place tenant scoping lives.
+
+Scoping works on every ORM statement, not by convention: ``do_orm_execute`` adds the session's
+``Scope`` as criteria to each tenant model the statement touches, and refuses to run when the
+session carries no scope. ``before_flush`` refuses writes of rows outside the scope. On
+PostgreSQL, row-level security backs this up: each transaction sets ``app.agency_id``
+transaction-locally from the same scope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    MetaData,
+    String,
+    TypeDecorator,
+    and_,
+    event,
+    false,
+    or_,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    declared_attr,
+    mapped_column,
+    with_loader_criteria,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from demandly.kit.context import SYSTEM_ACTOR, Actor, Scope
+from demandly.kit.errors import NotFound, UnscopedQuery
+from demandly.kit.ids import new_id
+from demandly.kit.time import ensure_utc, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC and always hands back timezone-aware datetimes (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = ensure_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return ensure_utc(value) if value is not None else None
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+    # Tenant models answer to the scope; audited models write audit events on change.
+    __tenant__: ClassVar[bool] = False
+    __audited__: ClassVar[bool] = False
+
+    @classmethod
+    def tenant_criteria(cls, scope: Scope) -> ColumnElement[bool]:
+        raise NotImplementedError(f"{cls.__name__} is not a tenant model")
+
+    def tenant_owner(self) -> tuple[str | None, str | None]:
+        """(agency_id, client_id) that own this row."""
+        raise NotImplementedError(f"{type(self).__name__} is not a tenant model")
+
+
+class RecordModel(Base):
+    """A table with a prefixed, time-sortable string id and creation/update times."""
+
+    __abstract__ = True
+    __id_prefix__: ClassVar[str] = "rec"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime | None] = mapped_column(default=None, onupdate=utcnow)
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("id", new_id(self.__id_prefix__))
+        kwargs.setdefault("created_at", utcnow())
+        super().__init__(**kwargs)
+
+
+class TenantMixin:
+    """Every business row: owned by an agency, and by one of its clients unless agency-level."""
+
+    __tenant__: ClassVar[bool] = True
+    __audited__: ClassVar[bool] = True
+
+    @declared_attr
+    def agency_id(cls) -> Mapped[str]:
+        return mapped_column(String(40), ForeignKey("agencies.id", ondelete="CASCADE"), index=True)
+
+    @declared_attr
+    def client_id(cls) -> Mapped[str | None]:
+        return mapped_column(
+            String(40), ForeignKey("clients.id", ondelete="CASCADE"), index=True, nullable=True
+        )
+
+    @classmethod
+    def tenant_criteria(cls, scope: Scope) -> ColumnElement[bool]:
+        return grants_criteria(scope, cls.agency_id, cls.client_id)  # type: ignore[arg-type]
+
+    def tenant_owner(self) -> tuple[str | None, str | None]:
+        return self.agency_id, self.client_id  # type: ignore[attr-defined,return-value]
+
+
+def grants_criteria(scope: Scope, agency_col: Any, client_col: Any | None) -> ColumnElement[bool]:
+    """SQL for "row owned by a tenant this scope may see"."""
+    conditions: list[ColumnElement[bool]] = []
+    for agency_id, client_ids in scope.grants.items():
+        if client_ids is None:
+            conditions.append(agency_col == agency_id)
+        elif client_col is not None and client_ids:
+            conditions.append(and_(agency_col == agency_id, client_col.in_(sorted(client_ids))))
+    return or_(*conditions) if conditions else false()
+
+
+# --- scope on the session -----------------------------------------------------------------
+
+
+def session_scope(session: Session) -> Scope | None:
+    return session.info.get("scope")
+
+
+def session_actor(session: Session) -> Actor:
+    return session.info.get("actor") or SYSTEM_ACTOR
+
+
+async def set_scope(session: AsyncSession, scope: Scope, actor: Actor | None = None) -> None:
+    """Give the unit of work its tenant scope (and the actor the audit trail records)."""
+    session.info["scope"] = scope
+    if actor is not None:
+        session.info["actor"] = actor
+    if session.in_transaction():
+        connection = await session.connection()
+        if connection.dialect.name == "postgresql":
+            await connection.execute(_RLS_SQL, _rls_params(scope))
+
+
+_RLS_SQL = text(
+    "SELECT set_config('app.agency_id', :agency_ids, true), set_config('app.system', :system, true)"
+)
+
+
+def _rls_params(scope: Scope | None) -> dict[str, str]:
+    if scope is None:
+        return {"agency_ids": "", "system": "off"}
+    return {
+        "agency_ids": ",".join(sorted(scope.agency_ids)),
+        "system": "on" if scope.system else "off",
+    }
+
+
+@event.listens_for(Session, "after_begin")
+def _apply_row_level_security(session: Session, transaction: Any, connection: Any) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(_RLS_SQL, _rls_params(session_scope(session)))
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_statement(state: ORMExecuteState) -> None:
+    if state.is_column_load or state.execution_options.get("skip_tenant_scope"):
+        return
+    tenant_classes = [m.class_ for m in state.all_mappers if getattr(m.class_, "__tenant__", False)]
+    if not tenant_classes:
+        return
+    scope = session_scope(state.session)
+    if scope is None:
+        names = ", ".join(sorted(c.__name__ for c in tenant_classes))
+        raise UnscopedQuery(f"query on tenant data ({names}) without a tenant scope")
+    if scope.system or state.is_insert:
+        return
+    state.statement = state.statement.options(
+        *(
+            with_loader_criteria(cls, cls.tenant_criteria(scope), include_aliases=True)
+            for cls in tenant_classes
+        )
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_writes_outside_scope(session: Session, flush_context: Any, instances: Any) -> None:
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if not getattr(obj, "__tenant__", False):
+            continue
+        scope = session_scope(session)
+        if scope is None:
+            raise UnscopedQuery(f"write of {type(obj).__name__} without a tenant scope")
+        agency_id, client_id = obj.tenant_owner()
+        if not scope.allows(agency_id, client_id):
+            # A foreign id in the input: answer like an unknown id.
+            raise NotFound()
+
+
+# --- engine and sessions ------------------------------------------------------------------
+
+
+def create_engine(url: str, *, app_role: str | None = None, echo: bool = False) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    engine = create_async_engine(url, echo=echo, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    if app_role:
+        _use_app_role(engine, app_role)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        # Let us issue BEGIN ourselves (see below), then set the pragmas.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
+        # writes fails at once with SQLITE_BUSY when another writer got in between.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _use_app_role(engine: AsyncEngine, role: str) -> None:
+    """Run as the application role (no BYPASSRLS) even when the URL names the owner."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f'SET ROLE "{role}"')
+        cursor.close()
+
+
+class Database:
+    def __init__(self, url: str, *, app_role: str | None = None) -> None:
+        self.url = url
+        self.engine = create_engine(url, app_role=app_role)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def session(self, scope: Scope | None = None, actor: Actor | None = None) -> AsyncSession:
+        session = self.sessionmaker()
+        if scope is not None:
+            session.info["scope"] = scope
+        if actor is not None:
+            session.info["actor"] = actor
+        return session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def session_iterator(db: Database) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed when the handler returns, rolled back on error."""
+    async with db.session() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise

@@ -1,0 +1,173 @@
+"""Edge middleware: request ids, body-size limit, security headers. Pure ASGI for speed."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from demandly.kit.errors import PayloadTooLarge
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class RequestIdMiddleware:
+    """Takes a sane incoming X-Request-ID or makes one; binds it to logs; echoes it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = (
+            incoming
+            if incoming and len(incoming) <= 64 and incoming.replace("-", "").isalnum()
+            else uuid.uuid4().hex
+        )
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over the limit with 413, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt_prefixes: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.exempt_prefixes = exempt_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes):
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_error(send, PayloadTooLarge(self._message()), scope)
+            return
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not response_started:
+                await _send_error(send, PayloadTooLarge(self._message()), scope)
+
+    def _message(self) -> str:
+        return f"Request body is larger than {self.max_bytes} bytes."
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _send_error(send: Send, error: Any, scope: Scope) -> None:
+    import json
+
+    body = json.dumps(error.body()).encode()
+    request_id = scope.get("state", {}).get("request_id", "")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status_code,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (REQUEST_ID_HEADER.encode(), request_id.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+SECURITY_HEADERS = {
+    b"x-content-type-options": b"nosniff",
+    b"referrer-policy": b"strict-origin-when-cross-origin",
+    b"x-frame-options": b"DENY",
+    b"permissions-policy": b"camera=(), geolocation=(), microphone=()",
+}
+DEFAULT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; "
+    "object-src 'none'"
+)
+# The API docs page loads Swagger UI from its CDN-less bundle inline.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
+    "frame-ancestors 'none'; object-src 'none'"
+)
+
+
+class SecurityHeadersMiddleware:
+    """CSP, nosniff, Referrer-Policy, frame-ancestors; HSTS when the request came over https
+    (directly or as a trusted proxy says). Routes may set their own CSP (the widget does)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        secure = scope.get("scheme") == "https" or _header(scope, b"x-forwarded-proto") == "https"
+        csp = DOCS_CSP if scope["path"].startswith("/api/docs") else DEFAULT_CSP
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {key.lower() for key, _ in headers}
+                for key, value in SECURITY_HEADERS.items():
+                    if key not in present:
+                        headers.append((key, value))
+                if b"content-security-policy" not in present:
+                    headers.append((b"content-security-policy", csp.encode()))
+                if secure:
+                    headers.append(
+                        (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+                    )
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

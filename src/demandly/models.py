@@ -1,0 +1,34 @@
+"""Every model, imported once so the metadata (and Alembic) knows all tables."""
+
+from demandly.audit.models import AuditEvent, AuditHead
+from demandly.auth.models import ApiKey, LoginSession, LoginThrottle, RecoveryCode
+from demandly.jobs.models import DomainEvent, Job
+from demandly.kit.db import Base
+from demandly.tenancy.models import (
+    Agency,
+    AgencyDomain,
+    Client,
+    Invitation,
+    Membership,
+    MembershipClient,
+    User,
+)
+
+__all__ = [
+    "Agency",
+    "AgencyDomain",
+    "ApiKey",
+    "AuditEvent",
+    "AuditHead",
+    "Base",
+    "Client",
+    "DomainEvent",
+    "Invitation",
+    "Job",
+    "LoginSession",
+    "LoginThrottle",
+    "Membership",
+    "MembershipClient",
+    "RecoveryCode",
+    "User",
+]

@@ -1,0 +1,124 @@
+"""Test fixtures: every test runs on SQLite and on PostgreSQL (a fresh database per run).
+
+Backends come from ``DEMANDLY_TEST_BACKENDS`` (default ``sqlite,postgres``); PostgreSQL from
+``DEMANDLY_TEST_PG_URL``. Tests share one migrated database per backend and create their own
+tenants, so they never depend on each other's rows; ``fresh_db`` gives a test its own database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from demandly.app import create_app, create_database
+from demandly.config import Settings
+from demandly.kit.db import Database
+from demandly.kit.migrations import upgrade_to_head
+from tests.factories import World, build_world
+
+BACKENDS = [b for b in os.environ.get("DEMANDLY_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
+PG_URL = os.environ.get("DEMANDLY_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+TEST_SECRET_KEY = "t1:test-master-key-not-for-production"
+
+
+def _pg_admin_url() -> str:
+    return PG_URL.replace("+asyncpg", "+psycopg2")
+
+
+def create_test_database(backend: str, folder: Path) -> str:
+    """A new, migrated, empty database; returns its async URL."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{folder / f'test-{uuid.uuid4().hex[:8]}.db'}"
+    else:
+        name = f"demandly_test_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    upgrade_to_head(url)
+    return url
+
+
+def drop_test_database(url: str) -> None:
+    if not url.startswith("postgresql"):
+        return
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def make_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": url,
+        "data_dir": data_dir,
+        "secret_key": TEST_SECRET_KEY,
+        "worker_in_process": False,
+        "log_json": True,
+        "log_level": "WARNING",
+        "argon2_memory_kib": 1024,
+        "argon2_time_cost": 1,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = create_test_database(backend, tmp_path_factory.mktemp(backend))
+    yield url
+    drop_test_database(url)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(database_url, tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = create_database(settings)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings, db: Database):  # type: ignore[no-untyped-def]
+    return create_app(settings, database=db)
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+async def world(db: Database) -> World:
+    """Two agencies with users and API keys of every role (see tests/factories.py)."""
+    return await build_world(db)
+
+
+@pytest.fixture
+async def fresh_db(backend: str, tmp_path: Path) -> AsyncIterator[tuple[Database, Settings]]:
+    """A database of the test's own, migrated and empty."""
+    url = create_test_database(backend, tmp_path)
+    settings = make_settings(url, tmp_path)
+    database = create_database(settings)
+    yield database, settings
+    await database.dispose()
+    drop_test_database(url)
