@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from demandly.app import create_app, create_database
+from demandly.app import configure_runtime, create_app, create_database
 from demandly.config import Settings
 from demandly.kit.db import Database
 from demandly.kit.migrations import upgrade_to_head
@@ -90,6 +90,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 
 @pytest.fixture(scope="session")
 async def db(settings: Settings) -> AsyncIterator[Database]:
+    configure_runtime(settings)
     database = create_database(settings)
     yield database
     await database.dispose()

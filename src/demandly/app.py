@@ -34,8 +34,13 @@ log = get_logger(__name__)
 API_PREFIX = "/api/v1"
 
 
-def configure_secrets(settings: Settings) -> None:
+def configure_runtime(settings: Settings) -> None:
+    """Process-wide set-up shared by the server, the worker and the CLI."""
+    configure_logging(settings.log_level, settings.log_json)
     configure_keyring(Keyring.parse(load_master_key(settings.secret_key, settings.data_dir)))
+    configure_hasher(
+        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+    )
 
 
 def create_database(settings: Settings) -> Database:
@@ -47,11 +52,7 @@ def create_database(settings: Settings) -> Database:
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings.log_level, settings.log_json)
-    configure_secrets(settings)
-    configure_hasher(
-        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
-    )
+    configure_runtime(settings)
     db = database or create_database(settings)
 
     @asynccontextmanager

@@ -78,17 +78,9 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
 
-    # Tenant models answer to the scope; audited models write audit events on change.
-    __tenant__: ClassVar[bool] = False
-    __audited__: ClassVar[bool] = False
-
-    @classmethod
-    def tenant_criteria(cls, scope: Scope) -> ColumnElement[bool]:
-        raise NotImplementedError(f"{cls.__name__} is not a tenant model")
-
-    def tenant_owner(self) -> tuple[str | None, str | None]:
-        """(agency_id, client_id) that own this row."""
-        raise NotImplementedError(f"{type(self).__name__} is not a tenant model")
+    # Tenant models (``__tenant__ = True``, usually via TenantMixin) answer to the scope;
+    # audited models (``__audited__ = True``) write audit events on change. Not declared
+    # here: a default on Base would shadow the mixin's in the MRO.
 
 
 class RecordModel(Base):

@@ -20,9 +20,15 @@ def redact(text: str) -> str:
     return _PHONE.sub(_phone_or_keep, text)
 
 
+_DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}\.\d{1,2}\.\d{2,4}|\d{1,2}:\d{2}(:\d{2})?")
+
+
 def _phone_or_keep(match: re.Match[str]) -> str:
-    digits = sum(ch.isdigit() for ch in match.group(0))
-    return "[phone]" if digits >= 7 else match.group(0)
+    text = match.group(0)
+    digits = sum(ch.isdigit() for ch in text)
+    if digits < 7 or _DATE_LIKE.fullmatch(text.strip()):
+        return text
+    return "[phone]"
 
 
 def _redact_value(key: str, value: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from alembic import command
@@ -22,7 +24,15 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade_to_head(url: str) -> None:
-    command.upgrade(alembic_config(url), "head")
+    """Migrate to head. Alembic's async env needs its own event loop: from inside a running
+    loop the work moves to a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(alembic_config(url), "head")
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(command.upgrade, alembic_config(url), "head").result()
 
 
 def head_revisions() -> set[str]:

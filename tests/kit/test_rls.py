@@ -1,0 +1,117 @@
+"""PostgreSQL row-level security, the second wall behind the ORM scoping. The application
+connects as a role without BYPASSRLS; each transaction sets ``app.agency_id`` locally."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError, ProgrammingError
+
+from demandly.kit.context import Scope
+from demandly.kit.db import Database
+from demandly.tenancy.models import Client
+from tests.factories import World
+
+pytestmark = pytest.mark.usefixtures("world")
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only(backend: str) -> None:
+    if backend != "postgres":
+        pytest.skip("row-level security is a PostgreSQL feature")
+
+
+async def test_app_role_cannot_bypass_rls(db: Database) -> None:
+    async with db.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT current_user, rolbypassrls, rolsuper FROM pg_roles "
+                    "WHERE rolname = current_user"
+                )
+            )
+        ).one()
+    assert row.current_user == "demandly_app"
+    assert row.rolbypassrls is False and row.rolsuper is False
+
+
+async def test_transaction_without_tenant_sees_no_rows(db: Database, world: World) -> None:
+    async with db.engine.connect() as conn:
+        count = (await conn.execute(text("SELECT count(*) FROM clients"))).scalar_one()
+        agencies = (await conn.execute(text("SELECT count(*) FROM agencies"))).scalar_one()
+    assert count == 0 and agencies == 0
+
+
+async def test_agency_setting_reads_only_that_agency(db: Database, world: World) -> None:
+    async with db.engine.connect() as conn:
+        await conn.execute(
+            text("SELECT set_config('app.agency_id', :a, true)"), {"a": world.a.agency.id}
+        )
+        owners = (await conn.execute(text("SELECT DISTINCT agency_id FROM clients"))).all()
+        foreign = (
+            await conn.execute(
+                text("SELECT count(*) FROM clients WHERE id = :id"), {"id": world.b.clients[0].id}
+            )
+        ).scalar_one()
+    assert [r.agency_id for r in owners] == [world.a.agency.id]
+    assert foreign == 0
+
+
+async def test_agency_setting_cannot_insert_for_another_agency(
+    db: Database, world: World
+) -> None:
+    async with db.engine.connect() as conn:
+        await conn.execute(
+            text("SELECT set_config('app.agency_id', :a, true)"), {"a": world.a.agency.id}
+        )
+        with pytest.raises((ProgrammingError, DBAPIError), match="row-level security"):
+            await conn.execute(
+                text(
+                    "INSERT INTO clients (id, agency_id, name, timezone, locale, status, "
+                    "created_at) VALUES ('cli_x', :b, 'x', 'UTC', 'en', 'active', now())"
+                ),
+                {"b": world.b.agency.id},
+            )
+        await conn.rollback()
+
+
+async def test_setting_does_not_leak_to_the_next_transaction(db: Database, world: World) -> None:
+    async with db.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        await conn.execute(
+            text("SELECT set_config('app.agency_id', :a, true)"), {"a": world.a.agency.id}
+        )
+        assert (await conn.execute(text("SELECT count(*) FROM clients"))).scalar_one() >= 2
+        await conn.commit()
+        # Same pooled DBAPI connection, next transaction: the setting is gone.
+        assert await conn.get_raw_connection() is raw
+        setting = (
+            await conn.execute(text("SELECT current_setting('app.agency_id', true)"))
+        ).scalar_one()
+        assert setting in (None, "")
+        assert (await conn.execute(text("SELECT count(*) FROM clients"))).scalar_one() == 0
+
+
+async def test_orm_session_sets_the_scope_for_rls(db: Database, world: World) -> None:
+    """Even a statement that skips the ORM criteria sees only the scope's agency."""
+    async with db.session(Scope.for_agency(world.a.agency.id)) as session:
+        rows = await session.execute(
+            select(Client.agency_id).distinct(), execution_options={"skip_tenant_scope": True}
+        )
+        assert list(rows.scalars()) == [world.a.agency.id]
+
+
+async def test_every_tenant_table_has_row_level_security(db: Database) -> None:
+    from demandly.models import Base
+
+    tenant_tables = sorted(
+        mapper.local_table.name
+        for mapper in Base.registry.mappers
+        if getattr(mapper.class_, "__tenant__", False)
+    )
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT relname FROM pg_class WHERE relrowsecurity AND relkind = 'r'")
+        )
+        protected = {r.relname for r in rows}
+    assert tenant_tables and set(tenant_tables) <= protected, set(tenant_tables) - protected

@@ -1,0 +1,81 @@
+"""The one place tenant scoping lives (kit/db.py): unscoped queries refuse to run, scoped
+queries see only their tenant, writes outside the scope are refused."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from demandly.kit.context import Scope
+from demandly.kit.db import Database
+from demandly.kit.errors import NotFound, UnscopedQuery
+from demandly.tenancy.models import Agency, Client, Membership, User
+from tests.factories import World
+
+
+async def test_query_without_scope_does_not_run(db: Database, world: World) -> None:
+    async with db.session() as session:
+        with pytest.raises(UnscopedQuery):
+            await session.execute(select(Client))
+
+
+async def test_non_tenant_tables_need_no_scope(db: Database, world: World) -> None:
+    async with db.session() as session:
+        count = (await session.execute(select(func.count()).select_from(User))).scalar_one()
+    assert count >= 1
+
+
+async def test_agency_scope_sees_only_its_clients(db: Database, world: World) -> None:
+    async with db.session(Scope.for_agency(world.a.agency.id)) as session:
+        clients = (await session.execute(select(Client))).scalars().all()
+        agencies = (await session.execute(select(Agency))).scalars().all()
+    assert {c.agency_id for c in clients} == {world.a.agency.id}
+    assert {c.id for c in world.a.clients} <= {c.id for c in clients}
+    assert [a.id for a in agencies] == [world.a.agency.id]
+
+
+async def test_client_scope_sees_one_client(db: Database, world: World) -> None:
+    first = world.a.clients[0]
+    async with db.session(Scope.for_client(world.a.agency.id, first.id)) as session:
+        clients = (await session.execute(select(Client))).scalars().all()
+        # Agency-level rows (client_id null) are not a client user's to see.
+        memberships = (await session.execute(select(Membership))).scalars().all()
+    assert [c.id for c in clients] == [first.id]
+    assert all(m.client_id == first.id for m in memberships)
+
+
+async def test_get_by_primary_key_is_scoped_too(db: Database, world: World) -> None:
+    foreign = world.b.clients[0].id
+    async with db.session(Scope.for_agency(world.a.agency.id)) as session:
+        assert await session.get(Client, foreign) is None
+
+
+async def test_write_outside_scope_is_refused_as_not_found(db: Database, world: World) -> None:
+    async with db.session(Scope.for_agency(world.a.agency.id)) as session:
+        session.add(Client(agency_id=world.b.agency.id, name="smuggled"))
+        with pytest.raises(NotFound):
+            await session.flush()
+        await session.rollback()
+    async with db.session(Scope.for_system()) as session:
+        smuggled = await session.execute(select(Client).where(Client.name == "smuggled"))
+        assert smuggled.first() is None
+
+
+async def test_agency_member_scope_is_limited_to_assigned_clients(
+    db: Database, world: World
+) -> None:
+    assigned = world.a.clients[0].id
+    scope = Scope.for_agency(world.a.agency.id, [assigned])
+    async with db.session(scope) as session:
+        ids = set((await session.execute(select(Client.id))).scalars().all())
+    assert ids == {assigned}
+
+
+def test_scope_merge_and_allows() -> None:
+    merged = Scope.for_client("a", "c1").merge(Scope.for_client("a", "c2"))
+    assert merged.allows("a", "c1") and merged.allows("a", "c2")
+    assert not merged.allows("a", None)
+    assert not merged.allows("b", "c1")
+    assert Scope.for_client("a", "c1").merge(Scope.for_agency("a")).allows("a", None)
+    assert Scope.for_system().allows("anything", None)
+    assert not Scope().allows("a", "c1")
