@@ -37,7 +37,7 @@ postgres: system-deps
 	@pg_isready -h 127.0.0.1 -p 5432
 
 test: venv postgres
-	$(BIN)/ruff check src tests migrations
+	$(BIN)/ruff check src tests migrations bench
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-sqlite: venv
@@ -47,8 +47,13 @@ test-postgres: venv postgres
 	DEMANDLY_TEST_BACKENDS=postgres $(BIN)/pytest -q
 
 lint: venv
-	$(BIN)/ruff check src tests migrations
-	$(BIN)/ruff format --check src tests migrations
+	$(BIN)/ruff check src tests migrations bench
+	$(BIN)/ruff format --check src tests migrations bench
 
 clean:
 	rm -rf $(VENV) .demandly .pytest_cache
+
+bench: venv
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(MAKE) postgres
+	$(BIN)/python bench/api.py
