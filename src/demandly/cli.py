@@ -9,6 +9,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from demandly.audit.cli import audit_app
 from demandly.config import Settings, get_settings
 from demandly.kit.migrations import upgrade_to_head
 
@@ -112,12 +113,4 @@ def _print_demo(logins) -> None:  # type: ignore[no-untyped-def]
         console.print(f"  {login.role:<16} {login.email:<32} {login.password}")
 
 
-def _mount_subcommands() -> None:
-    try:
-        from demandly.audit.cli import audit_app
-    except ImportError:  # pragma: no cover - audit CLI ships with the audit domain
-        return
-    app.add_typer(audit_app, name="audit", help="Audit trail tools.")
-
-
-_mount_subcommands()
+app.add_typer(audit_app, name="audit", help="Audit trail tools.")
