@@ -71,35 +71,40 @@ class BodySizeLimitMiddleware:
             await _send_error(send, PayloadTooLarge(self._message()), scope)
             return
         received = 0
-        response_started = False
+        too_large = False
+        started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            # Past the limit: answer 413 ourselves and tell the app the client went away;
+            # whatever the app still tries to send is dropped.
+            nonlocal received, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge()
+                    too_large = True
+                    if not started:
+                        await _send_error(send, PayloadTooLarge(self._message()), scope)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
+                started = True
+            if not too_large:
+                await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not response_started:
-                await _send_error(send, PayloadTooLarge(self._message()), scope)
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not too_large:
+                raise
 
     def _message(self) -> str:
         return f"Request body is larger than {self.max_bytes} bytes."
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 async def _send_error(send: Send, error: Any, scope: Scope) -> None:
