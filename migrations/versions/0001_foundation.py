@@ -28,6 +28,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("slug", sa.String(length=63), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("timezone", sa.String(length=64), nullable=False),
+        sa.Column("locale", sa.String(length=10), nullable=False),
         sa.Column("branding", sa.JSON(), nullable=False),
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("created_at", demandly.kit.db.UTCDateTime(timezone=True), nullable=False),
@@ -143,6 +145,7 @@ def upgrade() -> None:
         sa.Column("password_changed_at", demandly.kit.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("totp_secret", demandly.kit.crypto.EncryptedString(length=255), nullable=True),
         sa.Column("totp_enabled_at", demandly.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("totp_last_counter", sa.BigInteger(), nullable=True),
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("created_at", demandly.kit.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", demandly.kit.db.UTCDateTime(timezone=True), nullable=True),
@@ -434,6 +437,31 @@ def upgrade() -> None:
     enable_tenant_rls("agencies", column="id")
     for table in TENANT_TABLES:
         enable_tenant_rls(table)
+    allow_platform_audit_events_insert()
+    make_append_only_on_sqlite("audit_events")
+
+
+def allow_platform_audit_events_insert() -> None:
+    """An audit event without an agency (a login, a change to a user) belongs to the platform
+    chain: any unit of work may write one, only the system scope reads them."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute("DROP POLICY IF EXISTS platform_rows_insert ON audit_events")
+    op.execute(
+        "CREATE POLICY platform_rows_insert ON audit_events FOR INSERT "
+        "WITH CHECK (agency_id IS NULL)"
+    )
+
+
+def make_append_only_on_sqlite(table: str) -> None:
+    """PostgreSQL revokes UPDATE/DELETE from the app role; SQLite refuses them by trigger."""
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    for verb in ("UPDATE", "DELETE"):
+        op.execute(
+            f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+        )
 
 
 TENANT_TABLES = (

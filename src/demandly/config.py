@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     llm_model: str = "gpt-4o-mini"
     smtp_url: str | None = None
     redis_url: str | None = None
+    # The DNS server that checks custom-domain TXT records ("host:port"); system resolver if unset.
+    dns_nameserver: str | None = None
 
     max_body_bytes: int = 1_048_576
     session_ttl_hours: int = 24 * 14

@@ -22,7 +22,12 @@ class PageParams:
 
 def page_params(
     limit: int = Query(50, ge=1, le=MAX_LIMIT, description="Items per page"),
-    cursor: str | None = Query(None, max_length=64, description="`next_cursor` of the last page"),
+    cursor: str | None = Query(
+        None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",  # an id; a NUL byte would otherwise reach PostgreSQL
+        description="`next_cursor` of the last page",
+    ),
 ) -> PageParams:
     return PageParams(limit=limit, cursor=cursor)
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -41,6 +41,8 @@ class Status(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
     OFFBOARDING = "offboarding"
+    # Clients only: soft-deleted, hidden everywhere, awaiting the privacy purge.
+    DELETED = "deleted"
 
 
 class Agency(RecordModel):
@@ -52,6 +54,9 @@ class Agency(RecordModel):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     status: Mapped[str] = mapped_column(String(20), default=Status.ACTIVE)
+    # Defaults for the agency's new clients.
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Berlin")
+    locale: Mapped[str] = mapped_column(String(10), default="de")
     # display_name, logo_url, primary_color, accent_color, support_email, sender_name,
     # privacy_policy_url, imprint_url
     branding: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -122,6 +127,8 @@ class User(RecordModel):
     password_changed_at: Mapped[datetime | None] = mapped_column(default=None)
     totp_secret: Mapped[str | None] = mapped_column(EncryptedString(255), default=None)
     totp_enabled_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The time step of the last TOTP code accepted: a code is good once (auth domain).
+    totp_last_counter: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="user", lazy="raise", cascade="all, delete-orphan"
