@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from demandly.auth import service as auth_service
 from demandly.auth.context import AuthContext
+from demandly.auth.errors import FailAfterCommit
 from demandly.kit.context import Actor, Scope
-from demandly.kit.db import Database, session_iterator, set_scope
+from demandly.kit.db import Database, set_scope
 from demandly.kit.errors import Forbidden, Unauthorized
 from demandly.kit.http import client_ip
 
@@ -26,11 +27,24 @@ def get_database(request: Request) -> Database:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async for session in session_iterator(get_database(request)):
-        yield session
+    """One transaction per request: committed when the handler returns, rolled back when it
+    raises, except for ``FailAfterCommit``, whose changes are committed before its error is
+    answered (a failed login's count must stick)."""
+    async with get_database(request).session() as session:
+        try:
+            yield session
+            await session.commit()
+        except FailAfterCommit as failure:
+            await session.commit()
+            raise failure.error from None
+        except BaseException:
+            await session.rollback()
+            raise
 
 
-DbSession = Annotated[AsyncSession, Depends(get_session)]
+# Scope "function": the transaction ends before the response is sent, so a client never sees
+# an answer (a new session cookie, a created id) whose data is not committed yet.
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def request_actor(request: Request, kind: str = "anonymous", **kwargs: object) -> Actor:

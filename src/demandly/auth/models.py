@@ -34,6 +34,8 @@ class ApiKey(RecordModel, TenantMixin):
 
     __tablename__ = "api_keys"
     __id_prefix__ = "key"
+    # Use is not a change worth an audit event; revoking records ``api_key.revoked`` itself.
+    __audit_ignore__ = ("last_used_at", "revoked_at")
 
     name: Mapped[str] = mapped_column(String(200))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
