@@ -57,9 +57,7 @@ async def test_agency_setting_reads_only_that_agency(db: Database, world: World)
     assert foreign == 0
 
 
-async def test_agency_setting_cannot_insert_for_another_agency(
-    db: Database, world: World
-) -> None:
+async def test_agency_setting_cannot_insert_for_another_agency(db: Database, world: World) -> None:
     async with db.engine.connect() as conn:
         await conn.execute(
             text("SELECT set_config('app.agency_id', :a, true)"), {"a": world.a.agency.id}

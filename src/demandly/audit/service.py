@@ -1,0 +1,243 @@
+"""The audit trail (AVV Anlage 2, Eingabekontrolle): who created, changed or deleted what, when.
+
+Importing this module registers a session hook: every flush that inserts, updates or deletes a
+model with ``__audited__ = True`` appends one audit event per row, in the same transaction, to
+the hash chain of the row's agency (``platform`` for rows outside any agency, such as users).
+Updates record the *names* of the changed columns, never their values. A model may name itself
+with ``__audit_name__`` and list columns whose changes alone are not worth an event in
+``__audit_ignore__`` (``updated_at`` is always ignored).
+
+``record()`` writes events for actions that are not row changes (login, 2FA enabled, …), and
+``verify_chains()`` recomputes every chain and reports the first broken link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event, inspect, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from demandly.audit.chain import GENESIS_HASH, PendingEvent, append_events, event_hash
+from demandly.audit.models import AuditEvent, AuditHead
+from demandly.kit.context import Scope
+from demandly.kit.db import Database, session_actor, session_scope
+from demandly.kit.errors import NotFound, UnscopedQuery
+
+ALWAYS_IGNORED = frozenset({"updated_at"})
+VERIFY_BATCH = 1000
+
+
+# --- automatic recording -------------------------------------------------------------------
+
+
+def entity_type_of(obj: Any) -> str:
+    name = getattr(type(obj), "__audit_name__", None)
+    return name or singular(obj.__tablename__)
+
+
+def singular(table: str) -> str:
+    if table.endswith("ies"):
+        return table[:-3] + "y"
+    if table.endswith(("sses", "shes", "ches", "xes")):
+        return table[:-2]
+    if table.endswith("s") and not table.endswith("ss"):
+        return table[:-1]
+    return table
+
+
+def _owner(obj: Any) -> tuple[str | None, str | None]:
+    if getattr(obj, "__tenant__", False):
+        return obj.tenant_owner()  # type: ignore[no-any-return]
+    return None, None
+
+
+def _changed_columns(obj: Any) -> list[str]:
+    state = inspect(obj)
+    ignored = ALWAYS_IGNORED | frozenset(getattr(type(obj), "__audit_ignore__", ()))
+    return [
+        attr.key
+        for attr in state.mapper.column_attrs
+        if attr.key not in ignored and state.attrs[attr.key].history.has_changes()
+    ]
+
+
+def _entity_id(obj: Any) -> str:
+    identity = inspect(obj).identity
+    return ":".join(str(part) for part in identity) if identity else str(obj.id)
+
+
+def _pending(obj: Any, verb: str, changed: Iterable[str] = ()) -> PendingEvent:
+    entity_type = entity_type_of(obj)
+    agency_id, client_id = _owner(obj)
+    return PendingEvent(
+        action=f"{entity_type}.{verb}",
+        entity_type=entity_type,
+        entity_id=_entity_id(obj),
+        agency_id=agency_id,
+        client_id=client_id,
+        changed_fields=tuple(changed),
+    )
+
+
+def changes_in_flush(session: Session) -> list[PendingEvent]:
+    """The audit events for what this flush writes. Called after the flush has written the
+    rows; ``new``/``dirty``/``deleted`` and attribute history still show the flushed changes."""
+    pending: list[PendingEvent] = []
+    for obj in session.new:
+        if getattr(obj, "__audited__", False):
+            pending.append(_pending(obj, "created"))
+    for obj in session.dirty:
+        if getattr(obj, "__audited__", False) and obj not in session.deleted:
+            changed = _changed_columns(obj)
+            if changed:
+                pending.append(_pending(obj, "updated", changed))
+    for obj in session.deleted:
+        if getattr(obj, "__audited__", False):
+            pending.append(_pending(obj, "deleted"))
+    return pending
+
+
+@event.listens_for(Session, "after_flush")
+def _record_flushed_changes(session: Session, flush_context: Any) -> None:
+    pending = changes_in_flush(session)
+    if pending:
+        append_events(session.connection(), session_actor(session), pending)
+
+
+# --- explicit recording --------------------------------------------------------------------
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    action: str,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    agency_id: str | None = None,
+    client_id: str | None = None,
+    changed_fields: list[str] | None = None,
+) -> None:
+    """Record an action that is not a row change (``user.logged_in``, ``api_key.revoked`` …)
+    in the caller's transaction, with the session's actor."""
+    if client_id is not None and agency_id is None:
+        raise ValueError("an audit event of a client needs its agency_id")
+    scope = session_scope(session.sync_session)
+    if agency_id is not None:
+        if scope is None:
+            raise UnscopedQuery(f"audit event {action!r} for an agency without a tenant scope")
+        if not scope.allows(agency_id, client_id):
+            raise NotFound()
+    # Changes made so far in this unit of work are recorded before the action that follows them.
+    await session.flush()
+    item = PendingEvent(
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        agency_id=agency_id,
+        client_id=client_id,
+        changed_fields=tuple(changed_fields or ()),
+    )
+    actor = session_actor(session.sync_session)
+    await session.run_sync(lambda sync: append_events(sync.connection(), actor, [item]))
+
+
+# --- verification --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    chain: str
+    events_checked: int
+    ok: bool
+    broken_event_id: str | None = None
+    reason: str | None = None
+
+
+def _fields(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "chain": event.chain,
+        "seq": event.seq,
+        "agency_id": event.agency_id,
+        "client_id": event.client_id,
+        "actor_kind": event.actor_kind,
+        "actor_id": event.actor_id,
+        "actor_role": event.actor_role,
+        "action": event.action,
+        "entity_type": event.entity_type,
+        "entity_id": event.entity_id,
+        "changed_fields": event.changed_fields,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "request_id": event.request_id,
+        "created_at": event.created_at,
+        "prev_hash": event.prev_hash,
+    }
+
+
+def check_link(event: AuditEvent, expected_seq: int, prev_hash: str) -> str | None:
+    """Why ``event`` does not continue a chain at ``expected_seq``/``prev_hash``, or None."""
+    if event.seq != expected_seq:
+        return f"sequence gap: expected seq {expected_seq}, found {event.seq} (events missing)"
+    if event.prev_hash != prev_hash:
+        return "prev_hash does not match the previous event's hash"
+    if event_hash(_fields(event)) != event.hash:
+        return "hash does not match the event's contents (event altered)"
+    return None
+
+
+async def _verify_chain(session: AsyncSession, chain: str, head: AuditHead | None) -> ChainReport:
+    expected_seq, prev_hash, checked, last_seq = 1, GENESIS_HASH, 0, 0
+    statement = select(AuditEvent).where(AuditEvent.chain == chain)
+    if head is not None:
+        # Events appended while we verify are newer than the head we read: not ours to judge.
+        statement = statement.where(AuditEvent.seq <= head.seq)
+    while True:
+        batch = list(
+            (
+                await session.execute(
+                    statement.where(AuditEvent.seq > last_seq)
+                    .order_by(AuditEvent.seq)
+                    .limit(VERIFY_BATCH)
+                )
+            ).scalars()
+        )
+        for item in batch:
+            checked += 1
+            reason = check_link(item, expected_seq, prev_hash)
+            if reason is not None:
+                return ChainReport(chain, checked, False, item.id, reason)
+            expected_seq, prev_hash = expected_seq + 1, item.hash
+        session.expunge_all()
+        if len(batch) < VERIFY_BATCH:
+            break
+        last_seq = batch[-1].seq
+    last = expected_seq - 1
+    if head is None:
+        return ChainReport(chain, checked, False, None, "the chain's head record is missing")
+    if head.seq != last or head.last_hash != prev_hash:
+        return ChainReport(
+            chain,
+            checked,
+            False,
+            None,
+            f"the head records seq {head.seq} but the chain ends at seq {last} "
+            "(events at the end were removed or altered)",
+        )
+    return ChainReport(chain, checked, True)
+
+
+async def verify_chains(db: Database, chains: Iterable[str] | None = None) -> list[ChainReport]:
+    """Recompute every chain (or the given ones) under the system scope."""
+    async with db.session(Scope.for_system()) as session:
+        heads = {h.chain: h for h in (await session.execute(select(AuditHead))).scalars()}
+        if chains is None:
+            in_events = (await session.execute(select(AuditEvent.chain).distinct())).scalars()
+            wanted = sorted(set(heads) | set(in_events))
+        else:
+            wanted = list(chains)
+        return [await _verify_chain(session, chain, heads.get(chain)) for chain in wanted]
