@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from demandly import __version__
+from demandly import models as _models  # noqa: F401  (every table, and the audit hooks)
 from demandly.audit.api import router as audit_router
 from demandly.auth.api import router as auth_router
 from demandly.auth.passwords import configure_hasher

@@ -1,5 +1,8 @@
 """Every model, imported once so the metadata (and Alembic) knows all tables."""
 
+# Importing the audit service registers its session hooks: any entry point that knows the
+# models (server, worker, CLI) records audit events.
+from demandly.audit import service as _audit_hooks  # noqa: F401
 from demandly.audit.models import AuditEvent, AuditHead
 from demandly.auth.models import ApiKey, LoginSession, LoginThrottle, RecoveryCode
 from demandly.jobs.models import DomainEvent, Job

@@ -9,9 +9,8 @@ from fastapi import APIRouter, Depends, Query
 
 from demandly.audit.repository import AuditFilters, AuditRepository
 from demandly.audit.schemas import AuditEventOut
-from demandly.auth.context import AuthContext
 from demandly.auth.dependencies import CurrentAuth, DbSession
-from demandly.auth.permissions import Permission, allows
+from demandly.auth.permissions import Permission
 from demandly.kit.context import Scope
 from demandly.kit.errors import Forbidden, ValidationFailed
 from demandly.kit.pagination import Page, PageParams, page_params
@@ -20,15 +19,6 @@ router = APIRouter(tags=["audit"])
 
 Id = Annotated[str | None, Query(max_length=64)]
 Name = Annotated[str | None, Query(max_length=64)]
-
-
-def permitted_scope(auth: AuthContext, permission: Permission) -> Scope:
-    """The places where the caller's role carries ``permission``."""
-    scope = Scope()
-    for grant in auth.grants:
-        if allows(grant.role, permission):
-            scope = scope.merge(grant.scope())
-    return scope
 
 
 @router.get("/audit-events", response_model=Page[AuditEventOut])
@@ -53,8 +43,8 @@ async def list_audit_events(
     elif not auth.is_platform_admin:
         if client_id is not None:
             raise ValidationFailed("agency_id", "Give the client's agency_id with client_id.")
-        within = permitted_scope(auth, Permission.AUDIT_READ)
-        if not within.grants:
+        within = auth.scope_where(Permission.AUDIT_READ)
+        if within is None or not within.grants:
             raise Forbidden(f"Your role does not allow {Permission.AUDIT_READ.value}.")
     filters = AuditFilters(
         agency_id=agency_id,

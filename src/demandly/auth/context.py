@@ -82,6 +82,17 @@ class AuthContext:
         if not self.is_platform_admin:
             raise Forbidden("Only a platform administrator may do this.")
 
+    def scope_where(self, permission: Permission) -> Scope | None:
+        """The places where the caller's role carries ``permission``, to narrow a listing;
+        None for platform admins (no narrowing)."""
+        if self.is_platform_admin:
+            return None
+        scope = Scope()
+        for grant in self.grants:
+            if allows(grant.role, permission):
+                scope = scope.merge(grant.scope())
+        return scope
+
     def agency_ids_with(self, permission: Permission) -> list[str]:
         return sorted(
             {g.agency_id for g in self.grants if g.client_id is None and allows(g.role, permission)}

@@ -139,6 +139,18 @@ class CredentialRepository:
         )
         return len(result.all())
 
+    async def delete_expired_sessions(self, before: datetime) -> int:
+        """Sessions that ended (expired or revoked) before ``before``."""
+        result = await self.session.execute(
+            delete(LoginSession).where(
+                or_(
+                    LoginSession.expires_at < before,
+                    and_(LoginSession.revoked_at.is_not(None), LoginSession.revoked_at < before),
+                )
+            )
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
 
 class ThrottleRepository:
     def __init__(self, session: AsyncSession) -> None:

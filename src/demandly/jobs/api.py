@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from demandly.auth.context import AuthContext
 from demandly.auth.dependencies import CurrentAuth, DbSession
-from demandly.auth.permissions import Permission, allows
+from demandly.auth.permissions import Permission
 from demandly.jobs import service
 from demandly.jobs.models import JobStatus
 from demandly.jobs.repository import JobRepository
@@ -23,14 +23,6 @@ Id = Annotated[str | None, Query(max_length=64)]
 JobId = Annotated[str, Path(max_length=64)]
 
 
-def _permitted_scope(auth: AuthContext, permission: Permission) -> Scope:
-    scope = Scope()
-    for grant in auth.grants:
-        if allows(grant.role, permission):
-            scope = scope.merge(grant.scope())
-    return scope
-
-
 def _readable(
     auth: AuthContext, permission: Permission, agency_id: str | None, client_id: str | None
 ) -> Scope | None:
@@ -42,8 +34,8 @@ def _readable(
         return None
     if client_id is not None:
         raise ValidationFailed("agency_id", "Give the client's agency_id with client_id.")
-    within = _permitted_scope(auth, permission)
-    if not within.grants:
+    within = auth.scope_where(permission)
+    if within is None or not within.grants:
         raise Forbidden(f"Your role does not allow {permission.value}.")
     return within
 

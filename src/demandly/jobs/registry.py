@@ -8,6 +8,7 @@ import importlib
 import pkgutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +41,7 @@ EventHandler = Callable[[JobContext, DomainEvent], Awaitable[None]]
 H = TypeVar("H", bound=Callable[..., Awaitable[None]])
 
 _tasks: dict[str, TaskHandler] = {}
+_periodic: dict[str, timedelta] = {}
 _subscribers: dict[str, list[str]] = {}
 _discovered: set[str] = set()
 
@@ -70,6 +72,25 @@ def task(name: str) -> Callable[[H], H]:
         return func
 
     return decorate
+
+
+def periodic(name: str, *, every: timedelta) -> Callable[[H], H]:
+    """Register a platform task that runs once per ``every`` (purges, re-crawls, reminders
+    sweeps). Workers enqueue it with an idempotency key per period, so however many workers
+    run, each period gets one job."""
+    if every < timedelta(minutes=1):
+        raise ValueError("periodic tasks run at most once a minute")
+
+    def decorate(func: H) -> H:
+        task(name)(func)
+        _periodic[name] = every
+        return func
+
+    return decorate
+
+
+def periodic_tasks() -> dict[str, timedelta]:
+    return dict(_periodic)
 
 
 def on_event(event_type: str, *, name: str | None = None) -> Callable[[H], H]:

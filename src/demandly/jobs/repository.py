@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy import Select, and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -134,6 +134,17 @@ class JobRepository:
             if value is not None:
                 statement = statement.where(column == value)
         return await paginate(self.session, statement, DomainEvent.id, params)
+
+    async def delete_finished_before(self, cutoff: datetime) -> int:
+        """Succeeded and cancelled jobs that ended before ``cutoff`` (dead ones stay for
+        inspection and replay)."""
+        result = await self.session.execute(
+            delete(Job).where(
+                Job.status.in_([JobStatus.SUCCEEDED.value, JobStatus.CANCELLED.value]),
+                Job.finished_at < cutoff,
+            )
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def claimed_by(job: Job, worker: str) -> ColumnElement[bool]:

@@ -21,8 +21,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from demandly.jobs.models import Job, JobStatus
-from demandly.jobs.registry import JobContext, TaskHandler, autodiscover, get_task
+from demandly.jobs.registry import (
+    JobContext,
+    TaskHandler,
+    autodiscover,
+    get_task,
+    periodic_tasks,
+)
 from demandly.jobs.repository import JobRepository
+from demandly.jobs.service import enqueue
 from demandly.kit.context import SYSTEM_ACTOR, Actor, Scope
 from demandly.kit.db import Database
 from demandly.kit.ids import ulid
@@ -34,6 +41,7 @@ log = get_logger(__name__)
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 3600.0
 MAX_ERROR_LENGTH = 2000
+SCHEDULE_EVERY = timedelta(minutes=1)
 
 
 def retry_delay(attempt: int, rng: random.Random | None = None) -> float:
@@ -94,6 +102,7 @@ class Worker:
         self.heartbeat_seconds = heartbeat_seconds or max(lease_seconds / 3, 0.01)
         self.clock = clock
         self.rng = rng or random.Random()
+        self._scheduled_at: datetime | None = None
         autodiscover()
 
     @property
@@ -108,6 +117,7 @@ class Worker:
         log.info("worker_started", worker=self.name)
         while not stop.is_set():
             try:
+                await self.schedule_periodic()
                 ran = await self._run_next(stop)
             except Exception as exc:  # the database may be away for a moment; keep polling
                 log.warning("worker_error", worker=self.name, error_type=type(exc).__name__)
@@ -115,6 +125,24 @@ class Worker:
             if not ran:
                 await _wait(stop, self.poll_seconds)
         log.info("worker_stopped", worker=self.name)
+
+    async def schedule_periodic(self, *, force: bool = False) -> int:
+        """Enqueue this period's job of each periodic task (at most once a minute per worker;
+        idempotency keys make it once per period across all workers). Returns how many tasks
+        were looked at."""
+        now = self.clock()
+        if not force and self._scheduled_at and now - self._scheduled_at < SCHEDULE_EVERY:
+            return 0
+        self._scheduled_at = now
+        tasks = periodic_tasks()
+        if not tasks:
+            return 0
+        async with self.db.session(Scope.for_system(), SYSTEM_ACTOR) as session:
+            for name, every in tasks.items():
+                period = int(now.timestamp() // every.total_seconds())
+                await enqueue(session, name, {}, idempotency_key=f"periodic:{name}:{period}")
+            await session.commit()
+        return len(tasks)
 
     async def run_once(self) -> bool:
         """Claim and run one due job; tells whether there was one."""

@@ -213,7 +213,7 @@ async def _readable_place(
         service.authorize(ctx, permission, client.agency_id, client.id)
     elif agency_id is not None:
         agency = await service.get_agency(session, agency_id)
-        readable = service.readable_scope(ctx, permission)
+        readable = ctx.scope_where(permission)
         if readable is not None and agency.id not in readable.agency_ids:
             raise Forbidden(f"Your role here does not allow {permission.value}.")
 
@@ -229,7 +229,7 @@ async def list_memberships(
     """Who has which role (members:read), in one agency or client or wherever the caller
     may read the team."""
     await _readable_place(session, ctx, Permission.MEMBERS_READ, agency_id, client_id)
-    within = service.readable_scope(ctx, Permission.MEMBERS_READ)
+    within = ctx.scope_where(Permission.MEMBERS_READ)
     statement = TenancyRepository(session).memberships(agency_id, client_id, within)
     rows, cursor = await paginate(session, statement, Membership.id, page)
     return Page(
@@ -316,7 +316,7 @@ async def list_invitations(
 ) -> Page[s.Invitation]:
     """Pending invitations (never their tokens)."""
     await _readable_place(session, ctx, Permission.MEMBERS_READ, agency_id, client_id)
-    within = service.readable_scope(ctx, Permission.MEMBERS_READ)
+    within = ctx.scope_where(Permission.MEMBERS_READ)
     statement = TenancyRepository(session).invitations(agency_id, client_id, within)
     rows, cursor = await paginate(session, statement, Invitation.id, page)
     return Page(items=[_invitation(r) for r in rows], next_cursor=cursor)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from demandly.auth.context import AuthContext
 from demandly.auth.passwords import hash_password, validate_password
-from demandly.auth.permissions import Permission, allows, can_grant
+from demandly.auth.permissions import Permission, can_grant
 from demandly.jobs.service import emit
 from demandly.kit.context import Scope
 from demandly.kit.crypto import hash_token
@@ -73,17 +73,6 @@ def authorize(
         return ctx.require(permission, agency_id, client_id)
     except NotFound:
         raise Forbidden(f"Your role here does not allow {permission.value}.") from None
-
-
-def readable_scope(ctx: AuthContext, permission: Permission) -> Scope | None:
-    """The part of the caller's scope where its role allows ``permission``; None: everywhere."""
-    if ctx.is_platform_admin:
-        return None
-    scope = Scope()
-    for grant in ctx.grants:
-        if allows(grant.role, permission):
-            scope = scope.merge(grant.scope())
-    return scope
 
 
 def _check_grantable(granter: Role | None, role: Role) -> None:
