@@ -10,14 +10,18 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import drop_database, fresh_database, run_wrk, seed_owner, start_server
+from common import (
+    drop_database,
+    fresh_database,
+    run_wrk,
+    seed_owner,
+    session_cookie,
+    start_server,
+)
 from rich.console import Console
 from rich.table import Table
 
@@ -40,12 +44,16 @@ def bench_backend(backend: str, seconds: int) -> list[dict[str, object]]:
     agency_id, token = seed_owner(url, folder)
     server = start_server(url, folder)
     rows: list[dict[str, object]] = []
-    headers = {"Authorization": f"Bearer {token}"}
+    key = {"Authorization": f"Bearer {token}"}
     try:
-        for name, path, script in (
-            ("GET /api/v1/me", "/api/v1/me", None),
-            ("POST /api/v1/clients", "/api/v1/clients", CREATE_CLIENT_LUA % agency_id),
+        cookie = {"Cookie": session_cookie(server.url)}
+        for name, path, script, headers in (
+            ("GET /api/v1/me (API key)", "/api/v1/me", None, key),
+            ("GET /api/v1/me (session)", "/api/v1/me", None, cookie),
+            ("POST /api/v1/clients", "/api/v1/clients", CREATE_CLIENT_LUA % agency_id, key),
         ):
+            # Warm-up (caches, first compiles, connection pool), not measured.
+            run_wrk(server.url + path, connections=32, seconds=2, headers=headers, script=script)
             for connections in (1, 32):
                 result = run_wrk(
                     server.url + path,

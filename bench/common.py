@@ -109,16 +109,22 @@ def start_server(url: str, data_dir: Path) -> Server:
     raise RuntimeError("server did not become ready")
 
 
+BENCH_EMAIL = "owner@bench.example"
+BENCH_PASSWORD = "bench owner passphrase 2026"
+
+
 def seed_owner(url: str, data_dir: Path) -> tuple[str, str]:
-    """An agency with an owner API key: (agency_id, bearer token)."""
+    """An agency with an owner API key and an owner user (BENCH_EMAIL, BENCH_PASSWORD):
+    (agency_id, bearer token)."""
     os.environ.update(env_for(url, data_dir, 0))
     from demandly.app import configure_runtime, create_database
     from demandly.auth.models import ApiKey
+    from demandly.auth.passwords import hash_password
     from demandly.config import Settings
     from demandly.kit.context import Scope
     from demandly.kit.crypto import hash_token
     from demandly.kit.ids import random_token
-    from demandly.tenancy.models import Agency, Role
+    from demandly.tenancy.models import Agency, Membership, Role, User
 
     settings = Settings(database_url=url, data_dir=data_dir, secret_key=SECRET)
     configure_runtime(settings)
@@ -139,12 +145,31 @@ def seed_owner(url: str, data_dir: Path) -> tuple[str, str]:
                     agency_id=agency.id,
                 )
             )
+            user = User(
+                email=BENCH_EMAIL, name="Bench", password_hash=hash_password(BENCH_PASSWORD)
+            )
+            session.add(user)
+            await session.flush()
+            session.add(
+                Membership(user_id=user.id, agency_id=agency.id, role=Role.AGENCY_OWNER.value)
+            )
             await session.commit()
             agency_id = agency.id
         await db.dispose()
         return agency_id, token
 
     return asyncio.run(_seed())
+
+
+def session_cookie(server_url: str) -> str:
+    """Log the bench owner in; the Cookie header value of the session."""
+    response = httpx.post(
+        f"{server_url}/api/v1/auth/login",
+        json={"email": BENCH_EMAIL, "password": BENCH_PASSWORD},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return f"dmd_session={response.cookies['dmd_session']}"
 
 
 @dataclass
@@ -176,8 +201,8 @@ def run_wrk(
         command += ["-s", handle.name]
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     errors = re.search(r"Socket errors:.*?(\d+).*?(\d+).*?(\d+).*?(\d+)", output)
     return WrkResult(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -44,6 +45,16 @@ def configure_runtime(settings: Settings) -> None:
     )
 
 
+def tune_garbage_collector() -> None:
+    """Fewer, cheaper collections: everything alive after start-up (modules, mappers, routes)
+    is moved out of the collector's sight, and young-generation collections run every 50,000
+    allocations instead of 700. Measured: p99 of GET /me at 32 connections fell from about
+    100 ms to about 23 ms (docs/performance.md)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
 def create_database(settings: Settings) -> Database:
     return Database(
         settings.effective_database_url,
@@ -58,6 +69,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tune_garbage_collector()
         stop = asyncio.Event()
         worker_task = None
         if settings.worker_in_process:

@@ -175,8 +175,10 @@ async def test_delete_client(client: httpx.AsyncClient, db: Database) -> None:
     assert (await client.patch(url, json={"name": "x"}, headers=owner)).status_code == 404
     assert (await client.delete(url, headers=owner)).status_code == 404
     assert await all_client_ids(client, owner) == {tenant.clients[1].id}
-    # Nobody keeps access through it.
+    # Nobody keeps access through it: not its users, not its API keys.
     assert (await client.get(url, headers=client_user)).status_code == 404
+    key_me = await client.get(f"{API}/me", headers=tenant.headers("client_admin"))
+    assert key_me.status_code == 401
     assert await all_client_ids(client, agency_member) == set()
     team = await client.get(
         f"{API}/memberships", params={"agency_id": tenant.agency.id}, headers=owner

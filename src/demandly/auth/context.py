@@ -47,6 +47,7 @@ class AuthContext:
     user_id: str | None = None
     session_id: str | None = None
     api_key_id: str | None = None
+    api_key_name: str | None = None
     actor: Actor = field(default_factory=Actor)
 
     @property

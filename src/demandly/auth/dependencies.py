@@ -33,7 +33,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with get_database(request).session() as session:
         try:
             yield session
-            await session.commit()
+            if session.in_transaction():  # a request that touched nothing needs no commit
+                await session.commit()
         except FailAfterCommit as failure:
             await session.commit()
             raise failure.error from None

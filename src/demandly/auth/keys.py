@@ -6,6 +6,10 @@ away) a role above their own."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select
@@ -16,6 +20,7 @@ from demandly.auth.context import AuthContext
 from demandly.auth.models import ApiKey
 from demandly.auth.permissions import Permission, allows, can_grant
 from demandly.auth.repository import ApiKeyRepository
+from demandly.kit.cache import TTLCache
 from demandly.kit.crypto import hash_token
 from demandly.kit.errors import Forbidden, NotFound, ValidationFailed
 from demandly.kit.ids import random_token
@@ -25,6 +30,79 @@ from demandly.tenancy.models import Role
 API_KEY_PREFIX = "dmd_"
 DISPLAY_PREFIX_LENGTH = 12
 MANAGE = Permission.API_KEYS_MANAGE
+
+
+@dataclass
+class ResolvedKey:
+    """What a request needs of an API key, kept briefly so that busy machine clients do not
+    cost a look-up per call."""
+
+    id: str
+    name: str
+    role: str
+    agency_id: str
+    client_id: str | None
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ResolvedKey:
+        return cls(
+            key.id,
+            key.name,
+            key.role,
+            key.agency_id,
+            key.client_id,
+            key.expires_at,
+            key.last_used_at,
+        )
+
+
+# A key changes only by revocation, which clears its entry in this process at once; other
+# processes stop accepting it within KEY_CACHE_SECONDS (docs/security.md).
+KEY_CACHE_SECONDS = 5.0
+resolved_keys: TTLCache[str, ResolvedKey] = TTLCache(
+    ttl_seconds=KEY_CACHE_SECONDS, max_items=10_000
+)
+
+
+_lookups: dict[str, asyncio.Future[ResolvedKey | None]] = {}
+
+
+def forget_api_key(key_hash: str) -> None:
+    resolved_keys.discard(key_hash)
+
+
+async def resolve_api_key(
+    key_hash: str, load: Callable[[], Awaitable[ApiKey | None]]
+) -> ResolvedKey | None:
+    """The live key with this hash: from the cache, else loaded once however many requests
+    ask at the same moment (the others wait for that one look-up)."""
+    cached = resolved_keys.get(key_hash)
+    if cached is not None:
+        return cached
+    pending = _lookups.get(key_hash)
+    if pending is not None:
+        await asyncio.wait([pending])
+        if not pending.cancelled() and pending.exception() is None:
+            return pending.result()
+    future: asyncio.Future[ResolvedKey | None] = asyncio.get_running_loop().create_future()
+    _lookups[key_hash] = future
+    try:
+        key = await load()
+        resolved = None if key is None or key.revoked_at is not None else ResolvedKey.of(key)
+        if resolved is not None:
+            lifetime = (
+                (resolved.expires_at - utcnow()).total_seconds() if resolved.expires_at else None
+            )
+            resolved_keys.put(key_hash, resolved, lifetime)
+        future.set_result(resolved)
+        return resolved
+    except BaseException:
+        future.cancel()
+        raise
+    finally:
+        _lookups.pop(key_hash, None)
 
 
 def _check_place_and_role(agency_id: str | None, client_id: str | None, role: Role) -> None:
@@ -128,6 +206,7 @@ async def revoke_api_key(session: AsyncSession, ctx: AuthContext, key_id: str) -
     if key.revoked_at is not None:
         return
     key.revoked_at = utcnow()
+    forget_api_key(key.key_hash)
     await audit_service.record(
         session,
         action="api_key.revoked",
@@ -136,3 +215,13 @@ async def revoke_api_key(session: AsyncSession, ctx: AuthContext, key_id: str) -
         agency_id=key.agency_id,
         client_id=key.client_id,
     )
+
+
+async def revoke_keys_of_client(session: AsyncSession, client_id: str) -> int:
+    """A deleted client's keys stop working at once (its data is going away)."""
+    keys = await ApiKeyRepository(session).active_keys_of_client(client_id)
+    now = utcnow()
+    for key in keys:
+        key.revoked_at = now
+        forget_api_key(key.key_hash)
+    return len(keys)

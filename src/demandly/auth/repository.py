@@ -33,6 +33,11 @@ class CredentialRepository:
         result = await self.session.execute(select(ApiKey).where(ApiKey.key_hash == key_hash))
         return result.scalar_one_or_none()
 
+    async def touch_api_key(self, key_id: str, when: datetime) -> None:
+        await self.session.execute(
+            update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when)
+        )
+
     async def user_by_id(self, user_id: str) -> User | None:
         return await self.session.get(User, user_id)
 
@@ -200,6 +205,12 @@ class ApiKeyRepository:
     async def agency(self, agency_id: str) -> Agency | None:
         result = await self.session.execute(select(Agency).where(Agency.id == agency_id))
         return result.scalar_one_or_none()
+
+    async def active_keys_of_client(self, client_id: str) -> list[ApiKey]:
+        result = await self.session.execute(
+            select(ApiKey).where(ApiKey.client_id == client_id, ApiKey.revoked_at.is_(None))
+        )
+        return list(result.scalars())
 
     async def live_client(self, client_id: str) -> Client | None:
         result = await self.session.execute(

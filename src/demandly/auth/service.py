@@ -14,8 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from demandly.auth import throttle, totp
 from demandly.auth.context import AuthContext, Grant
 from demandly.auth.errors import FailAfterCommit
-from demandly.auth.keys import API_KEY_PREFIX
-from demandly.auth.models import ApiKey, LoginSession
+from demandly.auth.keys import (
+    API_KEY_PREFIX,
+    ResolvedKey,
+    forget_api_key,
+    resolve_api_key,
+)
+from demandly.auth.models import LoginSession
 from demandly.auth.passwords import hash_password_async, validate_password, verify_password_async
 from demandly.auth.repository import CredentialRepository
 from demandly.auth.schemas import (
@@ -78,13 +83,14 @@ def context_for_user(
     )
 
 
-def context_for_api_key(key: ApiKey, actor: Actor) -> AuthContext:
+def context_for_api_key(key: ResolvedKey, actor: Actor) -> AuthContext:
     grant = Grant(role=Role(key.role), agency_id=key.agency_id, client_id=key.client_id)
     return AuthContext(
         kind="api_key",
         subject_id=key.id,
         grants=(grant,),
         api_key_id=key.id,
+        api_key_name=key.name,
         actor=replace(actor, kind="api_key", id=key.id, role=key.role),
     )
 
@@ -94,13 +100,19 @@ async def authenticate_api_key(
 ) -> AuthContext | None:
     if not token.startswith(API_KEY_PREFIX):
         return None
-    key = await CredentialRepository(session).api_key_by_hash(hash_token(token))
+    digest = hash_token(token)
     now = utcnow()
-    if key is None or key.revoked_at is not None or (key.expires_at and key.expires_at <= now):
+    repo = CredentialRepository(session)
+    resolved = await resolve_api_key(digest, lambda: repo.api_key_by_hash(digest))
+    if resolved is None:
         return None
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        key.last_used_at = now
-    return context_for_api_key(key, actor)
+    if resolved.expires_at and resolved.expires_at <= now:
+        forget_api_key(digest)
+        return None
+    if resolved.last_used_at is None or now - resolved.last_used_at >= LAST_USED_RESOLUTION:
+        resolved.last_used_at = now
+        await repo.touch_api_key(resolved.id, now)
+    return context_for_api_key(resolved, actor)
 
 
 async def authenticate_session(
@@ -321,13 +333,12 @@ def user_out(user: User) -> UserOut:
 async def whoami(session: AsyncSession, ctx: AuthContext) -> MeResponse:
     if ctx.api_key_id is not None:
         grant = ctx.grants[0]
-        key = await session.get(ApiKey, ctx.api_key_id)
         return MeResponse(
             user=None,
             memberships=[],
             api_key=ApiKeyIdentity(
                 id=ctx.api_key_id,
-                name=key.name if key else "",
+                name=ctx.api_key_name or "",
                 role=grant.role,
                 agency_id=grant.agency_id,
                 client_id=grant.client_id,

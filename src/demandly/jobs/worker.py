@@ -42,6 +42,8 @@ BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 3600.0
 MAX_ERROR_LENGTH = 2000
 SCHEDULE_EVERY = timedelta(minutes=1)
+# Periodic housekeeping yields to real work (lower runs first).
+HOUSEKEEPING_PRIORITY = 1000
 
 
 def retry_delay(attempt: int, rng: random.Random | None = None) -> float:
@@ -140,7 +142,13 @@ class Worker:
         async with self.db.session(Scope.for_system(), SYSTEM_ACTOR) as session:
             for name, every in tasks.items():
                 period = int(now.timestamp() // every.total_seconds())
-                await enqueue(session, name, {}, idempotency_key=f"periodic:{name}:{period}")
+                await enqueue(
+                    session,
+                    name,
+                    {},
+                    idempotency_key=f"periodic:{name}:{period}",
+                    priority=HOUSEKEEPING_PRIORITY,
+                )
             await session.commit()
         return len(tasks)
 

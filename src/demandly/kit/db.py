@@ -9,7 +9,6 @@ transaction-locally from the same scope.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -216,10 +215,22 @@ def _refuse_writes_outside_scope(session: Session, flush_context: Any, instances
 
 def create_engine(url: str, *, app_role: str | None = None, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        # One connection: SQLite has one writer anyway, and queueing on the pool (asyncio)
+        # is far cheaper than SQLite's busy handler, which sleeps in steps of up to 100 ms.
+        # Units of work are short and never nest, so they take turns.
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            connect_args={"timeout": 30},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+        )
         _configure_sqlite(engine)
         return engine
-    engine = create_async_engine(url, echo=echo, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip per checkout; a connection PostgreSQL dropped fails
+    # one request and is replaced. Recycling keeps connections younger than server timeouts.
+    engine = create_async_engine(url, echo=echo, pool_size=20, max_overflow=20, pool_recycle=1800)
     if app_role:
         _use_app_role(engine, app_role)
     return engine
@@ -274,14 +285,3 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-async def session_iterator(db: Database) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the handler returns, rolled back on error."""
-    async with db.session() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise

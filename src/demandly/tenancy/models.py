@@ -61,8 +61,9 @@ class Agency(RecordModel):
     # privacy_policy_url, imprint_url
     branding: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
+    # Loaded by query where needed (TenancyRepository.domains); the database cascades deletes.
     domains: Mapped[list[AgencyDomain]] = relationship(
-        back_populates="agency", lazy="selectin", cascade="all, delete-orphan"
+        back_populates="agency", lazy="raise", passive_deletes=True
     )
 
     @classmethod

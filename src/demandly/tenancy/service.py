@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from demandly.auth.context import AuthContext
+from demandly.auth.keys import revoke_keys_of_client
 from demandly.auth.passwords import hash_password, validate_password
 from demandly.auth.permissions import Permission, can_grant
 from demandly.jobs.service import emit
@@ -322,6 +323,7 @@ async def delete_client(session: AsyncSession, client: Client) -> None:
         invitation.revoked_at = now
     for access in await repo.access_to_client(client.id):
         await session.delete(access)
+    await revoke_keys_of_client(session, client.id)
     await emit(
         session,
         CLIENT_DELETED_EVENT,
