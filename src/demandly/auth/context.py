@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from demandly.auth.permissions import ROLE_RANK, Permission, allows
 from demandly.kit.context import Actor, Scope
 from demandly.kit.errors import Forbidden, NotFound
-from demandly.tenancy.models import Role
+from demandly.tenancy.models import Role, User
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,8 @@ class Grant:
     client_id: str | None = None
     # For agency_member: the clients assigned to them.
     assigned_client_ids: frozenset[str] = frozenset()
+    # The membership behind a user's grant (None for an API key).
+    membership_id: str | None = None
 
     def reaches(self, agency_id: str, client_id: str | None) -> bool:
         if agency_id != self.agency_id:
@@ -48,6 +50,8 @@ class AuthContext:
     session_id: str | None = None
     api_key_id: str | None = None
     api_key_name: str | None = None
+    # The signed-in user's row, loaded once by authentication (kept for /me and the like).
+    user: User | None = field(default=None, compare=False, repr=False)
     actor: Actor = field(default_factory=Actor)
 
     @property

@@ -60,6 +60,7 @@ def grants_from_memberships(memberships: list[Membership]) -> tuple[Grant, ...]:
             agency_id=m.agency_id,
             client_id=m.client_id,
             assigned_client_ids=frozenset(m.assigned_client_ids),
+            membership_id=m.id,
         )
         for m in memberships
     )
@@ -76,6 +77,7 @@ def context_for_user(
         is_platform_admin=user.is_platform_admin,
         user_id=user.id,
         session_id=session_id,
+        user=user,
     )
     role = ctx.primary_role
     return replace(
@@ -344,24 +346,21 @@ async def whoami(session: AsyncSession, ctx: AuthContext) -> MeResponse:
                 client_id=grant.client_id,
             ),
         )
-    user_id = require_user(ctx)
-    repo = CredentialRepository(session)
-    # A user's own memberships, whatever their role lets them see of the agency.
-    async with system_scope(session):
-        user = await repo.user_by_id(user_id)
-        memberships = await repo.memberships_of(user_id)
-    if user is None:
+    require_user(ctx)
+    if ctx.user is None:
         raise Unauthorized()
+    # Authentication loaded the user and their memberships (whatever their role lets them
+    # see of the agency): answer from those.
     return MeResponse(
-        user=user_out(user),
+        user=user_out(ctx.user),
         memberships=[
             MembershipOut(
-                id=m.id,
-                role=Role(m.role),
-                agency_id=m.agency_id,
-                client_id=m.client_id,
-                assigned_client_ids=m.assigned_client_ids,
+                id=g.membership_id or "",
+                role=g.role,
+                agency_id=g.agency_id,
+                client_id=g.client_id,
+                assigned_client_ids=sorted(g.assigned_client_ids),
             )
-            for m in memberships
+            for g in ctx.grants
         ],
     )
