@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import httpx
+
+from demandly.auth.dependencies import SESSION_COOKIE
 from demandly.auth.models import ApiKey
 from demandly.auth.passwords import hash_password
 from demandly.kit.context import Scope
@@ -138,3 +141,17 @@ async def build_world(db: Database) -> World:
     b = await make_tenant(db)
     admin = await make_user(db, platform_admin=True)
     return World(a=a, b=b, platform_admin=admin)
+
+
+async def login_headers(
+    client: httpx.AsyncClient, user: User, password: str = PASSWORD
+) -> dict[str, str]:
+    """Sign ``user`` in through ``POST /auth/login``; the session cookie and CSRF header to send.
+    The cookie is passed per request, not kept in the client, so other calls stay anonymous."""
+    response = await client.post(
+        "/api/v1/auth/login", json={"email": user.email, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    token = response.cookies[SESSION_COOKIE]
+    client.cookies.clear()
+    return {"Cookie": f"{SESSION_COOKIE}={token}", "X-CSRF-Token": response.json()["csrf_token"]}

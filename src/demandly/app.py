@@ -14,10 +14,13 @@ from sqlalchemy import text
 
 from demandly import __version__
 from demandly import models as _models  # noqa: F401  (every table, and the audit hooks)
+from demandly.agents.api import router as agents_router
 from demandly.audit.api import router as audit_router
 from demandly.auth.api import router as auth_router
 from demandly.auth.passwords import configure_hasher
+from demandly.channels.web.api import router as public_chat_router
 from demandly.config import Settings, get_settings
+from demandly.conversations.api import router as conversations_router
 from demandly.jobs.api import router as jobs_router
 from demandly.jobs.worker import Worker
 from demandly.kit.crypto import Keyring, configure_keyring, load_master_key
@@ -26,6 +29,7 @@ from demandly.kit.http import install_error_handlers
 from demandly.kit.logging import configure_logging, get_logger
 from demandly.kit.middleware import (
     BodySizeLimitMiddleware,
+    PublicCorsMiddleware,
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
@@ -97,11 +101,20 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.db = db
     install_error_handlers(app)
 
-    for router in (auth_router, tenancy_router, audit_router, jobs_router):
+    for router in (
+        auth_router,
+        tenancy_router,
+        audit_router,
+        jobs_router,
+        agents_router,
+        conversations_router,
+        public_chat_router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     _add_health_routes(app, db)
 
     # Outermost first: request id wraps everything, so even a 413 carries it.
+    app.add_middleware(PublicCorsMiddleware, prefix=f"{API_PREFIX}/public/")
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)

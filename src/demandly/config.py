@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     # The DNS server that checks custom-domain TXT records ("host:port"); system resolver if unset.
     dns_nameserver: str | None = None
 
+    conversation_idle_minutes: int = 30
     max_body_bytes: int = 1_048_576
     session_ttl_hours: int = 24 * 14
     login_max_failures_before_delay: int = 3

@@ -2,9 +2,11 @@
 
 # Importing the audit service registers its session hooks: any entry point that knows the
 # models (server, worker, CLI) records audit events.
+from demandly.agents.models import Agent, AgentVersion, ProviderConnection
 from demandly.audit import service as _audit_hooks  # noqa: F401
 from demandly.audit.models import AuditEvent, AuditHead
 from demandly.auth.models import ApiKey, LoginSession, LoginThrottle, RecoveryCode
+from demandly.conversations.models import Conversation, Message
 from demandly.jobs.models import DomainEvent, Job
 from demandly.kit.db import Base
 from demandly.tenancy.models import (
@@ -20,11 +22,14 @@ from demandly.tenancy.models import (
 __all__ = [
     "Agency",
     "AgencyDomain",
+    "Agent",
+    "AgentVersion",
     "ApiKey",
     "AuditEvent",
     "AuditHead",
     "Base",
     "Client",
+    "Conversation",
     "DomainEvent",
     "Invitation",
     "Job",
@@ -32,6 +37,8 @@ __all__ = [
     "LoginThrottle",
     "Membership",
     "MembershipClient",
+    "Message",
+    "ProviderConnection",
     "RecoveryCode",
     "User",
 ]

@@ -15,25 +15,9 @@ import httpx
 import pytest
 
 from demandly.app import create_app
-from demandly.auth.dependencies import SESSION_COOKIE
 from demandly.config import Settings
 from demandly.kit.db import Database
-from demandly.tenancy.models import User
-from tests.factories import PASSWORD
-
-
-async def login_headers(
-    client: httpx.AsyncClient, user: User, password: str = PASSWORD
-) -> dict[str, str]:
-    """Sign ``user`` in through ``POST /auth/login``; the session cookie and CSRF header to send.
-    The cookie is passed per request, not kept in the client, so other calls stay anonymous."""
-    response = await client.post(
-        "/api/v1/auth/login", json={"email": user.email, "password": password}
-    )
-    assert response.status_code == 200, response.text
-    token = response.cookies[SESSION_COOKIE]
-    client.cookies.clear()
-    return {"Cookie": f"{SESSION_COOKIE}={token}", "X-CSRF-Token": response.json()["csrf_token"]}
+from tests.factories import login_headers
 
 
 @pytest.fixture

@@ -176,3 +176,45 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class PublicCorsMiddleware:
+    """CORS for the public chat API, which widgets call from their clients' websites. Any
+    origin may ask (preflight); each endpoint itself refuses origins its agent was not
+    embedded for. No cookies travel: visitors authenticate with a bearer token."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origin = _header(scope, b"origin")
+        if scope["type"] != "http" or origin is None or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        allow = [
+            (b"access-control-allow-origin", origin.encode("latin-1")),
+            (b"vary", b"Origin"),
+        ]
+        if scope["method"] == "OPTIONS" and _header(scope, b"access-control-request-method"):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 204,
+                    "headers": [
+                        *allow,
+                        (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+                        (b"access-control-allow-headers", b"Authorization, Content-Type, Accept"),
+                        (b"access-control-max-age", b"600"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *allow]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)

@@ -1,0 +1,233 @@
+"""The public chat API: what the widget (or any client of an agency's client) talks to.
+
+No login: an agent is named by its ``public_key``; a conversation by its id plus the visitor
+token handed out when it started. Browsers are held to the agent's allowed origins.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import StreamingResponse
+
+from demandly.agents import service as agents
+from demandly.auth.dependencies import bearer_token, get_database, request_actor
+from demandly.channels.web import schemas as s
+from demandly.conversations import service as conversations
+from demandly.conversations.models import Channel, Conversation
+from demandly.engine.service import EngineEvent, TurnRunner, message_view, visible
+from demandly.kit.context import Actor, Scope
+from demandly.kit.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from demandly.kit.http import client_ip
+from demandly.kit.ratelimit import RateLimiter
+from demandly.tenancy.models import Agency, Client
+
+router = APIRouter(prefix="/public", tags=["public chat"])
+PublicKey = Annotated[str, Path(max_length=64)]
+ConversationId = Annotated[str, Path(max_length=40)]
+
+# Per client IP: new conversations and messages; per conversation: messages.
+starts_per_ip = RateLimiter(rate_per_minute=10, burst=10)
+messages_per_ip = RateLimiter(rate_per_minute=120, burst=30)
+messages_per_conversation = RateLimiter(rate_per_minute=30, burst=10)
+
+DEFAULT_NOTICES = {
+    "de": "Dieser Chat verarbeitet Ihre Nachrichten, um Ihre Anfrage zu beantworten. "
+    "Mehr in der Datenschutzerklärung.",
+    "en": "This chat processes your messages to answer your request. "
+    "See the privacy policy for details.",
+}
+
+
+def check_origin(request: Request, allowed: list[str]) -> None:
+    """A browser on a website the agent was not embedded for is refused."""
+    origin = request.headers.get("origin")
+    if origin is None or not allowed:
+        return
+    own = request.app.state.settings.base_url.rstrip("/")
+    if origin.rstrip("/") not in {o.rstrip("/") for o in allowed} | {own}:
+        raise Forbidden("This website may not use this agent.", code="origin_not_allowed")
+
+
+async def _published(
+    request: Request, public_key: str
+) -> tuple[agents.PublishedAgent, Client, Agency]:
+    db = get_database(request)
+    async with db.session(Scope.for_system()) as session:
+        found = await agents.agent_by_public_key(session, public_key)
+        if found is None:
+            raise NotFound("No such agent.")
+        client = await session.get(Client, found.agent.client_id)
+        agency = await session.get(Agency, found.agent.agency_id)
+    assert client is not None and agency is not None
+    return found, client, agency
+
+
+async def _visitor_conversation(request: Request, conversation_id: str) -> Conversation:
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized("The visitor token is missing.")
+    db = get_database(request)
+    async with db.session(Scope.for_system()) as session:
+        try:
+            return await conversations.by_visitor_token(session, conversation_id, token)
+        except NotFound:
+            raise Unauthorized("The visitor token does not fit this conversation.") from None
+
+
+def _public(message_dict: dict) -> s.PublicMessage:  # type: ignore[type-arg]
+    return s.PublicMessage(
+        **{k: message_dict[k] for k in ("id", "seq", "role", "content", "created_at")},
+        quick_replies=message_dict.get("quick_replies") or [],
+    )
+
+
+@router.get("/agents/{public_key}", response_model=s.PublicAgent)
+async def get_public_agent(public_key: PublicKey, request: Request) -> s.PublicAgent:
+    """Brand, greeting and privacy notice: all the widget needs before the visitor agrees."""
+    found, client, agency = await _published(request, public_key)
+    definition = agents.definition_of(found.version)
+    check_origin(request, definition.widget.allowed_origins)
+    context = agents.agent_context(found.version, client)
+    branding = agency.branding or {}
+    return s.PublicAgent(
+        public_key=public_key,
+        name=found.agent.name,
+        persona_name=context.persona_name,
+        language=context.language,
+        greeting=_greeting(context),
+        brand={
+            "name": branding.get("display_name") or agency.name,
+            "primary_color": definition.widget.primary_color or branding.get("primary_color"),
+            "accent_color": definition.widget.accent_color or branding.get("accent_color"),
+        },
+        widget=definition.widget.model_dump(exclude={"allowed_origins", "privacy_notice"}),
+        privacy_notice=definition.widget.privacy_notice
+        or DEFAULT_NOTICES.get(context.language, DEFAULT_NOTICES["en"]),
+        privacy_policy_url=client.privacy_policy_url or branding.get("privacy_policy_url"),
+    )
+
+
+def _greeting(context: agents.AgentContext) -> str:
+    return conversations.greeting_text(
+        context.greeting, context.language, context.persona_name, context.business_name
+    )
+
+
+@router.post(
+    "/agents/{public_key}/conversations", status_code=201, response_model=s.ConversationStarted
+)
+async def start_conversation(
+    public_key: PublicKey, data: s.StartConversation, request: Request
+) -> s.ConversationStarted:
+    """Start a conversation once the visitor accepted the privacy notice; answers the token."""
+    starts_per_ip.check(f"ip:{client_ip(request)}")
+    found, client, _ = await _published(request, public_key)
+    definition = agents.definition_of(found.version)
+    check_origin(request, definition.widget.allowed_origins)
+    context = agents.agent_context(found.version, client)
+    db = get_database(request)
+    scope = Scope.for_client(found.agent.agency_id, found.agent.client_id)
+    async with db.session(scope, _visitor(request)) as session:
+        conversation, token = await conversations.start(
+            session,
+            agency_id=found.agent.agency_id,
+            client_id=found.agent.client_id,
+            agent_id=found.agent.id,
+            agent_version_id=found.version.id,
+            channel=Channel.WEB,
+            language=context.language,
+            greeting=_greeting(context),
+            consent=data.consent,
+        )
+        greeting = await conversations.messages(session, conversation.id)
+        await session.commit()
+    return s.ConversationStarted(
+        conversation_id=conversation.id,
+        token=token,
+        status=conversation.status,
+        messages=[_public(message_view(m)) for m in greeting if visible(m)],
+    )
+
+
+@router.get("/conversations/{conversation_id}/messages", response_model=s.Transcript)
+async def get_messages(
+    conversation_id: ConversationId,
+    request: Request,
+    after: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> s.Transcript:
+    """The visitor's transcript after message ``after`` (to resume after a reload)."""
+    conversation = await _visitor_conversation(request, conversation_id)
+    db = get_database(request)
+    scope = Scope.for_client(conversation.agency_id, conversation.client_id)
+    async with db.session(scope) as session:
+        rows = await conversations.messages(session, conversation.id, after)
+    return s.Transcript(
+        conversation_id=conversation.id,
+        status=conversation.status,
+        messages=[_public(message_view(m)) for m in rows if visible(m)],
+    )
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    response_model=s.Transcript,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def post_message(
+    conversation_id: ConversationId,
+    data: s.VisitorMessage,
+    request: Request,
+    accept: Annotated[str | None, Header()] = None,
+) -> s.Transcript | StreamingResponse:
+    """Send the visitor's message. JSON answers the new messages; with
+    ``Accept: text/event-stream`` the reply streams as server-sent events."""
+    text = data.text.strip()
+    if not text:
+        raise ValidationFailed("text", "The message is empty.")
+    conversation = await _visitor_conversation(request, conversation_id)
+    messages_per_ip.check(f"ip:{client_ip(request)}")
+    messages_per_conversation.check(f"conv:{conversation.id}")
+    conversations.ensure_open(conversation)
+    runner = TurnRunner(get_database(request), request.app.state.settings)
+    events = runner.run(
+        Scope.for_client(conversation.agency_id, conversation.client_id),
+        conversation.id,
+        text,
+        actor=_visitor(request),
+        client_message_id=data.client_message_id,
+    )
+    if accept and "text/event-stream" in accept:
+        return StreamingResponse(
+            _sse(events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+    status = conversation.status
+    new: list[s.PublicMessage] = []
+    async for event in events:
+        if event.type == "message":
+            new.append(_public(event.data["message"]))
+        elif event.type == "handoff":
+            status = "handoff"
+        elif event.type == "ended":
+            status = "ended"
+    return s.Transcript(conversation_id=conversation.id, status=status, messages=new)
+
+
+async def _sse(events: AsyncIterator[EngineEvent]) -> AsyncIterator[bytes]:
+    try:
+        async for event in events:
+            data = event.data
+            if event.type == "message":
+                data = {"message": _public(event.data["message"]).model_dump()}
+            yield f"event: {event.type}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+    except Exception as exc:  # the stream has started: report in-band, never a broken 500
+        code = getattr(exc, "code", "internal_error")
+        yield f"event: error\ndata: {json.dumps({'code': code})}\n\n".encode()
+    yield b"event: done\ndata: {}\n\n"
+
+
+def _visitor(request: Request) -> Actor:
+    return request_actor(request, kind="visitor")

@@ -1,0 +1,91 @@
+"""Queries for conversations and their messages (the session's scope applies to all)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from demandly.conversations.models import Conversation, ConversationStatus, Message
+from demandly.kit.context import Scope
+from demandly.kit.db import grants_criteria
+
+
+@dataclass(frozen=True)
+class ConversationFilters:
+    client_id: str | None = None
+    agent_id: str | None = None
+    status: str | None = None
+    channel: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class ConversationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, conversation_id: str, *, for_update: bool = False) -> Conversation | None:
+        statement = select(Conversation).where(Conversation.id == conversation_id)
+        if for_update and self.session.get_bind().dialect.name == "postgresql":
+            statement = statement.with_for_update()
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def by_visitor_token(self, token_hash: str) -> Conversation | None:
+        result = await self.session.execute(
+            select(Conversation).where(Conversation.visitor_token_hash == token_hash)
+        )
+        return result.scalar_one_or_none()
+
+    def listing(self, filters: ConversationFilters, within: Scope | None = None) -> Select[Any]:
+        statement = select(Conversation)
+        if within is not None:
+            statement = statement.where(
+                grants_criteria(within, Conversation.agency_id, Conversation.client_id)
+            )
+        for column, value in (
+            (Conversation.client_id, filters.client_id),
+            (Conversation.agent_id, filters.agent_id),
+            (Conversation.status, filters.status),
+            (Conversation.channel, filters.channel),
+        ):
+            if value is not None:
+                statement = statement.where(column == value)
+        if filters.since is not None:
+            statement = statement.where(Conversation.created_at >= filters.since)
+        if filters.until is not None:
+            statement = statement.where(Conversation.created_at < filters.until)
+        return statement
+
+    async def messages(self, conversation_id: str, after_seq: int = 0) -> list[Message]:
+        result = await self.session.execute(
+            select(Message)
+            .where(Message.conversation_id == conversation_id, Message.seq > after_seq)
+            .order_by(Message.seq)
+        )
+        return list(result.scalars())
+
+    async def message_by_client_id(
+        self, conversation_id: str, client_message_id: str
+    ) -> Message | None:
+        result = await self.session.execute(
+            select(Message).where(
+                Message.conversation_id == conversation_id,
+                Message.client_message_id == client_message_id,
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def idle_ids(self, before: datetime, limit: int = 500) -> list[str]:
+        result = await self.session.execute(
+            select(Conversation.id)
+            .where(
+                Conversation.status != ConversationStatus.ENDED,
+                Conversation.last_activity_at < before,
+            )
+            .limit(limit)
+        )
+        return list(result.scalars())

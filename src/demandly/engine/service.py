@@ -1,0 +1,328 @@
+"""The turn loop: the only way any channel talks to an agent.
+
+A turn never holds a database transaction while the model thinks: it stores the visitor's
+message and reads what it needs in one short transaction, streams the model's answer with no
+transaction open, then stores the answer and runs the tools in a second one. A model that
+fails or times out yields a polite fallback; the conversation goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from demandly.agents import service as agents
+from demandly.agents.models import AgentVersion
+from demandly.config import Settings
+from demandly.conversations import service as conversations
+from demandly.conversations import tools as _builtin_tools  # noqa: F401  (registers them)
+from demandly.conversations.models import Conversation, ConversationStatus, Message, MessageRole
+from demandly.engine.prompt import system_prompt
+from demandly.engine.providers.base import (
+    AgentContext,
+    ChatMessage,
+    CompletionRequest,
+    Finished,
+    LLMProvider,
+    ProviderError,
+    QuickReplies,
+    TextDelta,
+    ToolCall,
+    ToolCallEvent,
+    Usage,
+)
+from demandly.engine.tools import ToolContext, run_tool, specs_for
+from demandly.kit.context import Actor, Scope
+from demandly.kit.db import Database
+from demandly.kit.logging import get_logger
+from demandly.tenancy.models import Client
+
+log = get_logger(__name__)
+
+MAX_MODEL_ROUNDS = 4
+FALLBACK = {
+    "de": "Entschuldigung, ich habe gerade technische Schwierigkeiten. Ihre Angaben sind "
+    "gespeichert, und das Team meldet sich bei Ihnen.",
+    "en": "Sorry, I'm having technical difficulties right now. Your details are saved and "
+    "the team will get back to you.",
+}
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    """What a channel shows: ``delta`` {text}, ``quick_replies`` {options}, ``message``
+    {message}, ``handoff`` {reason}, ``ended`` {reason}."""
+
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Prepared:
+    conversation: Conversation
+    context: AgentContext
+    enabled_tools: frozenset[str]
+    request: CompletionRequest
+    provider: LLMProvider
+    handoff_after: int | None
+
+
+ProviderFactory = Callable[[Settings, "agents.ResolvedLLM | None"], LLMProvider]
+
+
+def default_provider(settings: Settings, llm: agents.ResolvedLLM | None) -> LLMProvider:
+    """The offline engine when no model is configured, else the OpenAI-compatible one."""
+    if llm is None:
+        from demandly.engine.offline import OfflineEngine
+
+        return OfflineEngine()
+    from demandly.engine.providers.openai_compat import OpenAICompatibleProvider
+
+    return OpenAICompatibleProvider(llm.base_url, llm.api_key, llm.model)
+
+
+def message_view(message: Message) -> dict[str, Any]:
+    """A message as channels show it (tool traffic stays internal)."""
+    return {
+        "id": message.id,
+        "seq": message.seq,
+        "role": message.role,
+        "content": message.content,
+        "quick_replies": list(message.quick_replies or []),
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def visible(message: Message) -> bool:
+    return message.role != MessageRole.TOOL and bool(message.content)
+
+
+class TurnRunner:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        provider_factory: ProviderFactory = default_provider,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.provider_factory = provider_factory
+
+    async def run(
+        self,
+        scope: Scope,
+        conversation_id: str,
+        text: str,
+        *,
+        actor: Actor | None = None,
+        client_message_id: str | None = None,
+    ) -> AsyncIterator[EngineEvent]:
+        """Take the visitor's ``text`` and stream the agent's answer as events."""
+        async with self.db.session(scope, actor) as session:
+            conversation = await conversations.get(session, conversation_id, for_update=True)
+            conversations.ensure_open(conversation)
+            if client_message_id:
+                repeat = await conversations.repeat_of(session, conversation, client_message_id)
+                if repeat is not None:
+                    for message in repeat:
+                        yield EngineEvent("message", {"message": message_view(message)})
+                    return
+            user_message = await conversations.append(
+                session, conversation, MessageRole.USER, text, client_message_id=client_message_id
+            )
+            yield EngineEvent("message", {"message": message_view(user_message)})
+            if conversation.status == ConversationStatus.HANDOFF:
+                await session.commit()  # a person answers; the bot stays silent
+                return
+            prepared = await self._prepare(session, conversation)
+            await session.commit()
+
+        for _ in range(MAX_MODEL_ROUNDS):
+            outcome = _Outcome()
+            async for event in self._stream(prepared, outcome):
+                yield event
+            more, events = await self._store(scope, actor, prepared, outcome)
+            for event in events:
+                yield event
+            if not more:
+                break
+            prepared = await self._refresh(scope, actor, prepared)
+
+    async def _prepare(self, session: AsyncSession, conversation: Conversation) -> _Prepared:
+        version = await session.get(AgentVersion, conversation.agent_version_id)
+        client = await session.get(Client, conversation.client_id)
+        if version is None or client is None:
+            raise ProviderError("the agent version or client is gone")
+        definition = agents.definition_of(version)
+        context = agents.agent_context(version, client)
+        llm = await agents.llm_for(session, self.settings, version)
+        enabled = frozenset(definition.tools) | {
+            "save_lead_details",
+            "request_handoff",
+            "end_conversation",
+        }
+        history = await conversations.messages(session, conversation.id)
+        request = CompletionRequest(
+            messages=(ChatMessage("system", system_prompt(context)), *map(_chat_message, history)),
+            tools=specs_for(sorted(enabled)),
+            model=llm.model if llm else None,
+            temperature=llm.temperature if llm else None,
+            max_tokens=llm.max_tokens if llm else None,
+            context=context,
+        )
+        return _Prepared(
+            conversation=conversation,
+            context=context,
+            enabled_tools=enabled,
+            request=request,
+            provider=self.provider_factory(self.settings, llm),
+            handoff_after=definition.handoff.after_turns_without_progress,
+        )
+
+    async def _refresh(self, scope: Scope, actor: Actor | None, prepared: _Prepared) -> _Prepared:
+        async with self.db.session(scope, actor) as session:
+            history = await conversations.messages(session, prepared.conversation.id)
+        system = prepared.request.messages[0]
+        request = CompletionRequest(
+            messages=(system, *map(_chat_message, history)),
+            tools=prepared.request.tools,
+            model=prepared.request.model,
+            temperature=prepared.request.temperature,
+            max_tokens=prepared.request.max_tokens,
+            context=prepared.context,
+        )
+        return _Prepared(**{**prepared.__dict__, "request": request})
+
+    async def _stream(self, prepared: _Prepared, outcome: _Outcome) -> AsyncIterator[EngineEvent]:
+        started = time.perf_counter()
+        try:
+            async for event in prepared.provider.stream(prepared.request):
+                if isinstance(event, TextDelta):
+                    outcome.text.append(event.text)
+                    yield EngineEvent("delta", {"text": event.text})
+                elif isinstance(event, ToolCallEvent):
+                    outcome.tool_calls.append(event.call)
+                elif isinstance(event, QuickReplies):
+                    outcome.quick_replies = list(event.options)
+                elif isinstance(event, Usage):
+                    outcome.usage = event
+                elif isinstance(event, Finished):
+                    outcome.finish = event.reason
+        except Exception as exc:  # any provider failure degrades, never drops the visitor
+            log.warning(
+                "provider_failed",
+                conversation_id=prepared.conversation.id,
+                provider=getattr(prepared.provider, "name", "?"),
+                error_type=type(exc).__name__,
+            )
+            fallback = FALLBACK.get(prepared.context.language, FALLBACK["en"])
+            if not outcome.text:
+                outcome.text = [fallback]
+                yield EngineEvent("delta", {"text": fallback})
+            outcome.tool_calls = []
+            outcome.finish = "error"
+            outcome.model = "fallback"
+        outcome.latency_ms = int((time.perf_counter() - started) * 1000)
+        if outcome.model is None:
+            outcome.model = prepared.request.model or getattr(prepared.provider, "name", None)
+
+    async def _store(
+        self, scope: Scope, actor: Actor | None, prepared: _Prepared, outcome: _Outcome
+    ) -> tuple[bool, list[EngineEvent]]:
+        """Store the answer, run its tools; tells whether the model wants another round."""
+        events: list[EngineEvent] = []
+        async with self.db.session(scope, actor) as session:
+            conversation = await conversations.get(
+                session, prepared.conversation.id, for_update=True
+            )
+            reply = await conversations.append(
+                session,
+                conversation,
+                MessageRole.ASSISTANT,
+                "".join(outcome.text) or None,
+                tool_calls=[_call_json(c) for c in outcome.tool_calls],
+                quick_replies=outcome.quick_replies,
+                model=outcome.model,
+                prompt_tokens=outcome.usage.prompt_tokens if outcome.usage else None,
+                completion_tokens=outcome.usage.completion_tokens if outcome.usage else None,
+                latency_ms=outcome.latency_ms,
+            )
+            if visible(reply):
+                events.append(EngineEvent("message", {"message": message_view(reply)}))
+            tools = ToolContext(session=session, conversation=conversation, agent=prepared.context)
+            for call in outcome.tool_calls:
+                result = await run_tool(tools, call, prepared.enabled_tools)
+                await conversations.append(
+                    session, conversation, MessageRole.TOOL, _json(result), tool_call_id=call.id
+                )
+            events += await self._apply_signals(session, conversation, tools, prepared)
+            await session.commit()
+        more = outcome.finish == "tool_calls" and bool(outcome.tool_calls)
+        return more and conversation.status == ConversationStatus.ACTIVE, events
+
+    async def _apply_signals(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        tools: ToolContext,
+        prepared: _Prepared,
+    ) -> list[EngineEvent]:
+        kinds = {kind: data for kind, data in tools.signals}
+        events: list[EngineEvent] = []
+        if "lead_updated" in kinds:
+            conversation.turns_without_progress = 0
+        else:
+            conversation.turns_without_progress += 1
+            limit = prepared.handoff_after
+            stuck = bool(limit) and conversation.turns_without_progress >= (limit or 0)
+            if (
+                stuck
+                and "handoff" not in kinds
+                and await conversations.request_handoff(session, conversation, "no progress")
+            ):
+                kinds["handoff"] = {"reason": "no progress"}
+        if "handoff" in kinds:
+            events.append(EngineEvent("handoff", {"reason": kinds["handoff"].get("reason")}))
+        if "end" in kinds:
+            reason = str(kinds["end"].get("reason") or "finished")
+            if await conversations.end(session, conversation, reason):
+                events.append(EngineEvent("ended", {"reason": reason}))
+        return events
+
+
+@dataclass
+class _Outcome:
+    text: list[str] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    quick_replies: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    finish: str = "stop"
+    model: str | None = None
+    latency_ms: int = 0
+
+
+def _chat_message(message: Message) -> ChatMessage:
+    if message.role == MessageRole.TOOL:
+        return ChatMessage("tool", message.content, tool_call_id=message.tool_call_id)
+    if message.role == MessageRole.USER:
+        return ChatMessage("user", message.content)
+    calls = tuple(
+        ToolCall(id=c["id"], name=c["name"], arguments=c.get("arguments") or {})
+        for c in (message.tool_calls or [])
+    )
+    # A person's answer during a handoff reads to the model as the business speaking.
+    return ChatMessage("assistant", message.content, tool_calls=calls)
+
+
+def _call_json(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "name": call.name, "arguments": call.arguments}
+
+
+def _json(value: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)

@@ -1,0 +1,186 @@
+"""The public chat API end to end on the offline engine: what a widget sees."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from sqlalchemy import func, select
+
+from demandly.conversations.models import Message
+from demandly.kit.context import Scope
+from demandly.kit.db import Database
+from tests.conversations.conftest import (
+    API,
+    PublishedAgent,
+    bearer,
+    publish_agent,
+    replies,
+    say,
+    start,
+)
+
+
+async def test_the_widget_learns_brand_greeting_and_notice_first(
+    visitor: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    response = await visitor.get(f"{API}/public/agents/{agent.public_key}")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["greeting"].startswith("Guten Tag, hier ist Lena")
+    assert body["privacy_notice"] and body["language"] == "de"
+    assert body["brand"]["name"] == agent.tenant.agency.name
+    assert (await visitor.get(f"{API}/public/agents/pk_unknown")).status_code == 404
+
+
+async def test_nothing_starts_without_consent(
+    visitor: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    url = f"{API}/public/agents/{agent.public_key}/conversations"
+    for body in ({}, {"consent": False}):
+        refused = await visitor.post(url, json=body)
+        assert refused.status_code == 422
+        assert refused.json()["error"]["details"][0]["field"] == "consent"
+
+
+async def test_a_conversation_qualifies_the_visitor(
+    visitor: httpx.AsyncClient, client: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    started = await start(visitor, agent.public_key)
+    assert [m["role"] for m in started["messages"]] == ["assistant"]
+
+    first = await say(visitor, started, "Hallo, ich hätte gern einen Termin.")
+    assert first["messages"][0]["content"] == "Hallo, ich hätte gern einen Termin."
+    assert "Name" in " ".join(replies(first))
+
+    second = await say(visitor, started, "Ich bin Max Muster, max.muster@example.com")
+    assert second["messages"][-1]["role"] == "assistant"
+
+    detail = await client.get(
+        f"{API}/conversations/{started['conversation_id']}",
+        headers=agent.tenant.headers("client_viewer"),
+    )
+    assert detail.status_code == 200, detail.text
+    conversation = detail.json()
+    assert conversation["lead_fields"]["email"] == "max.muster@example.com"
+    assert conversation["lead_fields"]["name"]
+    roles = [m["role"] for m in conversation["messages"]]
+    assert roles[0] == "assistant" and "tool" in roles
+    assistant = [
+        m for m in conversation["messages"] if m["role"] == "assistant" and m["model"] != "greeting"
+    ]
+    assert all(m["model"] == "offline" and m["latency_ms"] is not None for m in assistant)
+
+
+async def test_history_resumes_after_a_reload(
+    visitor: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    started = await start(visitor, agent.public_key)
+    await say(visitor, started, "Hallo")
+    url = f"{API}/public/conversations/{started['conversation_id']}/messages"
+    everything = (await visitor.get(url, headers=bearer(started))).json()
+    seqs = [m["seq"] for m in everything["messages"]]
+    assert seqs == sorted(seqs) and len(seqs) >= 3
+    later = (await visitor.get(url, params={"after": seqs[1]}, headers=bearer(started))).json()
+    assert [m["seq"] for m in later["messages"]] == seqs[2:]
+
+
+async def test_a_retried_message_is_stored_once(
+    visitor: httpx.AsyncClient, agent: PublishedAgent, db: Database
+) -> None:
+    started = await start(visitor, agent.public_key)
+    first = await say(visitor, started, "Hallo", client_message_id="m-1")
+    again = await say(visitor, started, "Hallo", client_message_id="m-1")
+    assert [m["id"] for m in again["messages"]] == [m["id"] for m in first["messages"]]
+    async with db.session(Scope.for_system()) as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.conversation_id == started["conversation_id"], Message.role == "user")
+        )
+    assert count == 1
+
+
+async def test_replies_stream_as_server_sent_events(
+    visitor: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    started = await start(visitor, agent.public_key)
+    async with visitor.stream(
+        "POST",
+        f"{API}/public/conversations/{started['conversation_id']}/messages",
+        json={"text": "Hallo, ich brauche einen Termin"},
+        headers={**bearer(started), "Accept": "text/event-stream"},
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = []
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                events.append([line[7:], None])
+            elif line.startswith("data: "):
+                events[-1][1] = json.loads(line[6:])
+    kinds = [kind for kind, _ in events]
+    assert kinds[-1] == "done"
+    deltas = [data["text"] for kind, data in events if kind == "delta"]
+    assert deltas
+    final = [data["message"] for kind, data in events if kind == "message"][-1]
+    assert final["role"] == "assistant" and final["content"] == "".join(deltas)
+
+
+async def test_bad_input_gets_clear_errors(
+    visitor: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    started = await start(visitor, agent.public_key)
+    url = f"{API}/public/conversations/{started['conversation_id']}/messages"
+    empty = await visitor.post(url, json={"text": "   "}, headers=bearer(started))
+    assert empty.status_code == 422 and empty.json()["error"]["details"][0]["field"] == "text"
+    long = await visitor.post(url, json={"text": "x" * 4001}, headers=bearer(started))
+    assert long.status_code == 422
+    no_token = await visitor.post(url, json={"text": "Hallo"})
+    assert no_token.status_code == 401
+    wrong = await visitor.post(
+        url, json={"text": "Hallo"}, headers={"Authorization": "Bearer vt_x"}
+    )
+    assert wrong.status_code == 401
+    other = await start(visitor, agent.public_key)
+    crossed = await visitor.post(url, json={"text": "Hallo"}, headers=bearer(other))
+    assert crossed.status_code == 401
+
+
+async def test_only_allowed_websites_may_embed_the_agent(
+    visitor: httpx.AsyncClient, client: httpx.AsyncClient, tenant
+) -> None:  # type: ignore[no-untyped-def]
+    agent = await publish_agent(
+        client, tenant, widget={"allowed_origins": ["https://praxis.example"]}
+    )
+    url = f"{API}/public/agents/{agent.public_key}/conversations"
+    evil = await visitor.post(
+        url, json={"consent": True}, headers={"Origin": "https://evil.example"}
+    )
+    assert evil.status_code == 403 and evil.json()["error"]["code"] == "origin_not_allowed"
+    good = await visitor.post(
+        url, json={"consent": True}, headers={"Origin": "https://praxis.example"}
+    )
+    assert good.status_code == 201
+    assert good.headers["access-control-allow-origin"] == "https://praxis.example"
+    preflight = await visitor.options(
+        url,
+        headers={"Origin": "https://praxis.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 204
+    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+
+
+async def test_a_chatty_visitor_is_slowed_down(
+    visitor: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    started = await start(visitor, agent.public_key)
+    url = f"{API}/public/conversations/{started['conversation_id']}/messages"
+    statuses = []
+    for i in range(12):
+        response = await visitor.post(url, json={"text": f"Nachricht {i}"}, headers=bearer(started))
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            assert int(response.headers["retry-after"]) >= 1
+            break
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {200}
