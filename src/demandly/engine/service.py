@@ -36,7 +36,9 @@ from demandly.engine.providers.base import (
     Usage,
 )
 from demandly.engine.tools import ToolContext, run_tool, specs_for
+from demandly.kit.cache import TTLCache
 from demandly.kit.context import Actor, Scope
+from demandly.kit.crypto import hash_token
 from demandly.kit.db import Database
 from demandly.kit.logging import get_logger
 from demandly.tenancy.models import Client
@@ -74,6 +76,10 @@ class _Prepared:
 ProviderFactory = Callable[[Settings, "agents.ResolvedLLM | None"], LLMProvider]
 
 
+# One provider (and so one HTTP connection pool) per endpoint, key and model, not per turn.
+_providers = TTLCache[tuple[str, str, str], LLMProvider](ttl_seconds=3600, max_items=256)
+
+
 def default_provider(settings: Settings, llm: agents.ResolvedLLM | None) -> LLMProvider:
     """The offline engine when no model is configured, else the OpenAI-compatible one."""
     if llm is None:
@@ -82,7 +88,12 @@ def default_provider(settings: Settings, llm: agents.ResolvedLLM | None) -> LLMP
         return OfflineEngine()
     from demandly.engine.providers.openai_compat import OpenAICompatibleProvider
 
-    return OpenAICompatibleProvider(llm.base_url, llm.api_key, llm.model)
+    key = (llm.base_url, hash_token(llm.api_key or ""), llm.model)
+    provider = _providers.get(key)
+    if provider is None:
+        provider = OpenAICompatibleProvider(llm.base_url, llm.api_key, llm.model)
+        _providers.put(key, provider)
+    return provider
 
 
 def message_view(message: Message) -> dict[str, Any]:
