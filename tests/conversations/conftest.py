@@ -107,3 +107,7 @@ async def say(
 
 def replies(answer: dict[str, Any]) -> list[str]:
     return [m["content"] for m in answer["messages"] if m["role"] != "user"]
+
+
+# The OpenAI-protocol stub server of the engine tests, for turns that run on an LLM.
+from tests.engine.conftest import _openai_stub_server, openai_stub  # noqa: E402, F401

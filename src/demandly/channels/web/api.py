@@ -7,20 +7,24 @@ token handed out when it started. Browsers are held to the agent's allowed origi
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 
 from demandly.agents import service as agents
+from demandly.agents.models import AgentVersion
 from demandly.auth.dependencies import bearer_token, get_database, request_actor
 from demandly.channels.web import schemas as s
 from demandly.conversations import service as conversations
 from demandly.conversations.models import Channel, Conversation
 from demandly.engine.service import EngineEvent, TurnRunner, message_view, visible
 from demandly.kit.context import Actor, Scope
-from demandly.kit.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from demandly.kit.db import Database
+from demandly.kit.errors import DemandlyError, Forbidden, NotFound, Unauthorized, ValidationFailed
 from demandly.kit.http import client_ip
 from demandly.kit.ratelimit import RateLimiter
 from demandly.tenancy.models import Agency, Client
@@ -231,3 +235,128 @@ async def _sse(events: AsyncIterator[EngineEvent]) -> AsyncIterator[bytes]:
 
 def _visitor(request: Request) -> Actor:
     return request_actor(request, kind="visitor")
+
+
+# --- WebSocket -----------------------------------------------------------------------------
+
+WS_UNAUTHORIZED = 4401
+WS_FORBIDDEN = 4403
+WS_GONE = 4410
+
+
+@router.websocket("/conversations/{conversation_id}/ws")
+async def conversation_socket(
+    websocket: WebSocket,
+    conversation_id: str,
+    token: Annotated[str, Query(max_length=200)] = "",
+) -> None:
+    """A conversation over one WebSocket: send ``{"type": "message", "text", "client_message_id"}``,
+    receive the same events as SSE (``delta``, ``message``, ``handoff``, ``ended``, ``done``);
+    ``{"type": "resume", "after_seq": N}`` replays what was missed; ``ping`` answers ``pong``."""
+    db = get_database(websocket)  # type: ignore[arg-type]
+    conversation = await _socket_conversation(db, conversation_id, token)
+    if conversation is None:
+        await websocket.close(code=WS_UNAUTHORIZED)
+        return
+    if not await _socket_origin_allowed(websocket, db, conversation):
+        await websocket.close(code=WS_FORBIDDEN)
+        return
+    await websocket.accept()
+    await websocket.send_json({"type": "ready", "status": conversation.status})
+    scope = Scope.for_client(conversation.agency_id, conversation.client_id)
+    runner = TurnRunner(db, websocket.app.state.settings)
+    actor = request_actor(websocket, kind="visitor")  # type: ignore[arg-type]
+    try:
+        while True:
+            raw = await websocket.receive_text()
+            for reply in await _socket_turn(raw, websocket, runner, db, scope, conversation, actor):
+                await websocket.send_json(reply)
+    except WebSocketDisconnect:
+        return
+
+
+async def _socket_conversation(
+    db: Database, conversation_id: str, token: str
+) -> Conversation | None:
+    if not token:
+        return None
+    async with db.session(Scope.for_system()) as session:
+        try:
+            return await conversations.by_visitor_token(session, conversation_id[:40], token)
+        except NotFound:
+            return None
+
+
+async def _socket_origin_allowed(
+    websocket: WebSocket, db: Database, conversation: Conversation
+) -> bool:
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    async with db.session(
+        Scope.for_client(conversation.agency_id, conversation.client_id)
+    ) as session:
+        version = await session.get(AgentVersion, conversation.agent_version_id)
+    allowed = agents.definition_of(version).widget.allowed_origins if version else []
+    own = websocket.app.state.settings.base_url.rstrip("/")
+    return not allowed or origin.rstrip("/") in {o.rstrip("/") for o in allowed} | {own}
+
+
+async def _socket_turn(
+    raw: str,
+    websocket: WebSocket,
+    runner: TurnRunner,
+    db: Database,
+    scope: Scope,
+    conversation: Conversation,
+    actor: Actor,
+) -> list[dict[str, Any]]:
+    """The answers to one frame from the visitor (a turn streams its own events first)."""
+    try:
+        frame = s.SocketFrame.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "frame"
+        return [
+            {"type": "error", "code": "validation_error", "field": field, "message": first["msg"]}
+        ]
+    if frame.type == "ping":
+        return [{"type": "pong"}]
+    if frame.type == "resume":
+        async with db.session(scope) as session:
+            rows = await conversations.messages(session, conversation.id, frame.after_seq or 0)
+        missed = [
+            {"type": "message", "message": _public(message_view(m)).model_dump()}
+            for m in rows
+            if visible(m)
+        ]
+        return [*missed, {"type": "resumed"}]
+    text = (frame.text or "").strip()
+    if not text:
+        return [
+            {
+                "type": "error",
+                "code": "validation_error",
+                "field": "text",
+                "message": "The message is empty.",
+            }
+        ]
+    client = websocket.client.host if websocket.client else None
+    for limiter, key in (
+        (messages_per_ip, f"ip:{client}"),
+        (messages_per_conversation, f"conv:{conversation.id}"),
+    ):
+        wait = limiter.retry_after(key)
+        if wait > 0:
+            return [{"type": "error", "code": "rate_limited", "retry_after": math.ceil(wait)}]
+    try:
+        async for event in runner.run(
+            scope, conversation.id, text, actor=actor, client_message_id=frame.client_message_id
+        ):
+            data = event.data
+            if event.type == "message":
+                data = {"message": _public(event.data["message"]).model_dump()}
+            await websocket.send_json({"type": event.type, **data})
+    except DemandlyError as exc:
+        return [{"type": "error", "code": exc.code, "message": exc.message}, {"type": "done"}]
+    return [{"type": "done"}]

@@ -61,3 +61,14 @@ class Transcript(BaseModel):
     conversation_id: str
     status: str
     messages: list[PublicMessage]
+
+
+class SocketFrame(BaseModel):
+    """What a visitor sends over the WebSocket."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["message", "resume", "ping"]
+    text: str | None = Field(None, max_length=MAX_MESSAGE_CHARS)
+    client_message_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    after_seq: int | None = Field(None, ge=0, le=10**9)
