@@ -79,7 +79,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(url: str, data_dir: Path) -> Server:
+def start_server(url: str, data_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
     port = free_port()
     process = subprocess.Popen(
         [
@@ -96,7 +96,7 @@ def start_server(url: str, data_dir: Path) -> Server:
             "warning",
             "--no-access-log",
         ],
-        env=env_for(url, data_dir, port),
+        env={**env_for(url, data_dir, port), **(extra_env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):

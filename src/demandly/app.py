@@ -18,6 +18,7 @@ from demandly.agents.api import router as agents_router
 from demandly.audit.api import router as audit_router
 from demandly.auth.api import router as auth_router
 from demandly.auth.passwords import configure_hasher
+from demandly.channels.web.api import configure_rate_limits
 from demandly.channels.web.api import router as public_chat_router
 from demandly.config import Settings, get_settings
 from demandly.conversations.api import router as conversations_router
@@ -69,6 +70,7 @@ def create_database(settings: Settings) -> Database:
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_runtime(settings)
+    configure_rate_limits(settings)
     db = database or create_database(settings)
 
     @asynccontextmanager

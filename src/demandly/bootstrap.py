@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from demandly.agents import schemas as agent_schemas
+from demandly.agents import service as agent_service
+from demandly.agents.models import Agent, AgentStatus
+from demandly.agents.repository import AgentRepository
 from demandly.app import configure_runtime, create_database
 from demandly.config import Settings
 from demandly.kit.context import Scope
@@ -16,6 +21,8 @@ from demandly.tenancy.models import Agency, Client, Role, User
 from demandly.tenancy.repository import TenancyRepository
 
 DEMO_SLUG = "nordlicht"
+DEMO_PRACTICE = "Zahnarztpraxis Dr. Sommer"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
 
 @dataclass(frozen=True)
@@ -67,13 +74,13 @@ async def seed_demo(settings: Settings) -> tuple[DemoLogin, ...]:
     configure_runtime(settings)
     db = create_database(settings)
     try:
-        await _seed(db)
+        await _seed(db, settings.base_url)
     finally:
         await db.dispose()
     return DEMO_LOGINS
 
 
-async def _seed(db: Database) -> None:
+async def _seed(db: Database, base_url: str = DEFAULT_BASE_URL) -> None:
     async with db.session(Scope.for_system()) as session:
         repo = TenancyRepository(session)
         agency = await repo.agency_by_slug(DEMO_SLUG)
@@ -86,7 +93,7 @@ async def _seed(db: Database) -> None:
                     ),
                 )
             ).agency
-            practice = await _client(session, agency, "Zahnarztpraxis Dr. Sommer")
+            practice = await _client(session, agency, DEMO_PRACTICE)
             await _client(session, agency, "Elektro Krause GmbH")
         else:
             practice = None
@@ -98,7 +105,158 @@ async def _seed(db: Database) -> None:
             await service.add_membership(
                 session, users["client_admin"].id, Role.CLIENT_ADMIN, agency.id, practice.id
             )
+        await _demo_agent(session, agency, base_url)
         await session.commit()
+
+
+async def _practice(session: AsyncSession, agency: Agency) -> Client | None:
+    statement = TenancyRepository(session).clients(agency.id).where(Client.name == DEMO_PRACTICE)
+    return (await session.execute(statement)).scalars().first()
+
+
+async def _demo_agent(session: AsyncSession, agency: Agency, base_url: str) -> None:
+    """Lena, the practice's published chat agent on the offline engine; made only when the
+    practice has no chat agent yet (an agent edited in the dashboard is left alone)."""
+    practice = await _practice(session, agency)
+    if practice is None:
+        return
+    existing = AgentRepository(session).agents(client_id=practice.id, kind="chat")
+    if (await session.execute(existing)).scalars().first() is not None:
+        return
+    data = agent_schemas.AgentCreate.model_validate(
+        {**DEMO_AGENT, "client_id": practice.id, "widget": _demo_widget(base_url)}
+    )
+    agent = await agent_service.create_agent(session, practice, data)
+    await agent_service.publish(session, agent)
+
+
+async def demo_public_key(session: AsyncSession) -> str | None:
+    """The public key of the demo practice's published chat agent (the /demo page embeds it);
+    None when the demo is not seeded. Needs a system-scoped session."""
+    agency = await TenancyRepository(session).agency_by_slug(DEMO_SLUG)
+    practice = None if agency is None else await _practice(session, agency)
+    if practice is None:
+        return None
+    statement = (
+        AgentRepository(session)
+        .agents(client_id=practice.id, kind="chat", status=AgentStatus.PUBLISHED)
+        .order_by(Agent.created_at)
+    )
+    agent = (await session.execute(statement)).scalars().first()
+    return None if agent is None else agent.public_key
+
+
+def _demo_widget(base_url: str) -> dict[str, object]:
+    """The platform's own origin may embed the demo agent, under both names of a local host
+    (a browser on http://localhost:8000 sends that origin, not 127.0.0.1)."""
+    parts = urlsplit(base_url)
+    origins = [f"{parts.scheme}://{parts.netloc}"]
+    twins = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}
+    host = parts.hostname or ""
+    if host in twins:
+        origins.append(origins[0].replace(host, twins[host], 1))
+    return {**DEMO_WIDGET, "allowed_origins": origins}
+
+
+DEMO_WIDGET: dict[str, object] = {
+    "primary_color": "#0b6e69",
+    "accent_color": "#f2a541",
+    "position": "bottom-right",
+    "privacy_notice": (
+        "Wenn Sie den Chat starten, verarbeitet die Zahnarztpraxis Dr. Sommer Ihre Nachrichten "
+        "und Angaben (etwa Name und Telefonnummer), um Ihre Anfrage zu beantworten und einen "
+        "Termin mit Ihnen abzustimmen. Bitte nennen Sie hier keine Gesundheitsdaten, die über "
+        "Ihr Anliegen hinausgehen."
+    ),
+}
+
+DEMO_AGENT: dict[str, object] = {
+    "name": DEMO_PRACTICE,
+    "kind": "chat",
+    "language": "de",
+    "persona_name": "Lena",
+    "greeting": (
+        "Guten Tag, hier ist Lena von der Zahnarztpraxis Dr. Sommer. Möchten Sie einen Termin "
+        "vereinbaren, oder haben Sie eine Frage an uns?"
+    ),
+    "instructions": (
+        "Du bist Lena, die freundliche Empfangskraft der Zahnarztpraxis Dr. Sommer in "
+        "Hamburg-Eppendorf. Sprich die Patienten mit „Sie“ an, antworte kurz und herzlich. "
+        "Nimm Terminwünsche auf (Name, Telefonnummer, Anliegen), beantworte Fragen nur aus den "
+        "FAQ, Öffnungszeiten und Preisangaben und stelle keine Diagnosen. Bei Schmerzen oder "
+        "einem Notfall bitte um einen Anruf unter 040 123 456 70."
+    ),
+    "qualification": [
+        {"key": "name", "label": {"de": "Name", "en": "Name"}, "type": "text"},
+        {
+            "key": "phone",
+            "label": {"de": "Telefonnummer", "en": "Phone number"},
+            "type": "phone",
+            "hint": "Für den Rückruf zur Terminabstimmung.",
+        },
+        {
+            "key": "email",
+            "label": {"de": "E-Mail-Adresse", "en": "E-mail address"},
+            "type": "email",
+            "required": False,
+        },
+        {
+            "key": "concern",
+            "label": {"de": "Anliegen", "en": "Concern"},
+            "type": "choice",
+            "options": ["Kontrolle", "Zahnreinigung", "Schmerzen", "Beratung Implantat"],
+        },
+    ],
+    "faq": [
+        {
+            "question": "Was kostet eine professionelle Zahnreinigung?",
+            "answer": (
+                "Die professionelle Zahnreinigung kostet bei uns 89 Euro und dauert etwa eine "
+                "Stunde. Viele Zusatzversicherungen erstatten die Kosten ganz oder teilweise."
+            ),
+        },
+        {
+            "question": "Gibt es Parkplätze bei der Praxis?",
+            "answer": (
+                "Ja, hinter dem Haus stehen vier Patientenparkplätze. Außerdem ist das Parkhaus "
+                "am Eppendorfer Marktplatz drei Gehminuten entfernt."
+            ),
+        },
+        {
+            "question": "Behandeln Sie auch Kassenpatienten?",
+            "answer": (
+                "Ja, wir behandeln Kassenpatienten genauso gern wie Privatpatienten. Bringen Sie "
+                "zum Termin bitte Ihre Versichertenkarte mit."
+            ),
+        },
+        {
+            "question": "Behandeln Sie auch Angstpatienten?",
+            "answer": (
+                "Ja. Sagen Sie uns bei der Terminvereinbarung einfach Bescheid, dann planen wir "
+                "mehr Zeit ein und besprechen jeden Schritt vorher mit Ihnen."
+            ),
+        },
+    ],
+    "business_hours": {
+        "timezone": "Europe/Berlin",
+        "weekly": [
+            *({"weekday": day, "opens": "08:00", "closes": "18:00"} for day in range(4)),
+            {"weekday": 4, "opens": "08:00", "closes": "14:00"},
+        ],
+        "out_of_hours_message": (
+            "Die Praxis ist gerade geschlossen. Ich nehme Ihr Anliegen gern auf, und wir rufen "
+            "Sie am nächsten Werktag zurück. Bei starken Schmerzen wenden Sie sich bitte an den "
+            "zahnärztlichen Notdienst unter 01805 05 05 18."
+        ),
+    },
+    "price_info": (
+        "Die Kontrolluntersuchung ist für Kassenpatienten zweimal im Jahr kostenfrei, die "
+        "professionelle Zahnreinigung kostet 89 Euro, und das Beratungsgespräch zu Implantaten "
+        "ist kostenlos; einen Kostenvoranschlag erstellen wir nach der Untersuchung."
+    ),
+    "handoff": {"keywords": ["Notfall", "Mitarbeiter sprechen"]},
+    "tools": ["save_lead_details", "request_handoff", "end_conversation"],
+}
 
 
 async def _client(session: AsyncSession, agency: Agency, name: str) -> Client:

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     dns_nameserver: str | None = None
 
     conversation_idle_minutes: int = 30
+    # Public chat limits (per minute; bursts of a third of it, at least 10).
+    public_conversations_per_ip: int = 10
+    public_messages_per_ip: int = 120
+    public_messages_per_conversation: int = 30
     max_body_bytes: int = 1_048_576
     session_ttl_hours: int = 24 * 14
     login_max_failures_before_delay: int = 3

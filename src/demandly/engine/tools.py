@@ -46,11 +46,13 @@ class Tool:
     description: str
     arguments: type[BaseModel]
     handler: Handler
+    spec: ToolSpec
 
-    def spec(self) -> ToolSpec:
-        schema = self.arguments.model_json_schema()
-        schema.pop("title", None)
-        return ToolSpec(name=self.name, description=self.description, parameters=schema)
+
+def _spec(name: str, description: str, arguments: type[BaseModel]) -> ToolSpec:
+    schema = arguments.model_json_schema()
+    schema.pop("title", None)
+    return ToolSpec(name=name, description=description, parameters=schema)
 
 
 _tools: dict[str, Tool] = {}
@@ -69,7 +71,7 @@ def tool(
             model = func.__globals__[model]
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise TypeError(f"tool {name}: annotate the 'args' parameter with a Pydantic model")
-        _tools[name] = Tool(name=name, description=description, arguments=model, handler=func)
+        _tools[name] = Tool(name, description, model, func, _spec(name, description, model))
         return func
 
     return decorate
@@ -85,7 +87,7 @@ def registered() -> list[str]:
 
 def specs_for(names: list[str] | tuple[str, ...]) -> tuple[ToolSpec, ...]:
     """The specs of the enabled tools that exist (unknown names are skipped)."""
-    return tuple(_tools[n].spec() for n in names if n in _tools)
+    return tuple(_tools[n].spec for n in names if n in _tools)
 
 
 async def run_tool(ctx: ToolContext, call: ToolCall, enabled: frozenset[str]) -> dict[str, Any]:

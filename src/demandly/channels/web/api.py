@@ -19,6 +19,7 @@ from demandly.agents import service as agents
 from demandly.agents.models import AgentVersion
 from demandly.auth.dependencies import bearer_token, get_database, request_actor
 from demandly.channels.web import schemas as s
+from demandly.config import Settings
 from demandly.conversations import service as conversations
 from demandly.conversations.models import Channel, Conversation
 from demandly.engine.service import EngineEvent, TurnRunner, message_view, visible
@@ -35,8 +36,20 @@ ConversationId = Annotated[str, Path(max_length=40)]
 
 # Per client IP: new conversations and messages; per conversation: messages.
 starts_per_ip = RateLimiter(rate_per_minute=10, burst=10)
-messages_per_ip = RateLimiter(rate_per_minute=120, burst=30)
+messages_per_ip = RateLimiter(rate_per_minute=120, burst=40)
 messages_per_conversation = RateLimiter(rate_per_minute=30, burst=10)
+
+
+def configure_rate_limits(settings: Settings) -> None:
+    """Limits from the settings (the defaults above suit a public website)."""
+    global starts_per_ip, messages_per_ip, messages_per_conversation
+    starts_per_ip = _limiter(settings.public_conversations_per_ip)
+    messages_per_ip = _limiter(settings.public_messages_per_ip)
+    messages_per_conversation = _limiter(settings.public_messages_per_conversation)
+
+
+def _limiter(per_minute: int) -> RateLimiter:
+    return RateLimiter(rate_per_minute=per_minute, burst=max(10, per_minute // 3))
 
 DEFAULT_NOTICES = {
     "de": "Dieser Chat verarbeitet Ihre Nachrichten, um Ihre Anfrage zu beantworten. "
@@ -52,7 +65,9 @@ def check_origin(request: Request, allowed: list[str]) -> None:
     if origin is None or not allowed:
         return
     own = request.app.state.settings.base_url.rstrip("/")
-    if origin.rstrip("/") not in {o.rstrip("/") for o in allowed} | {own}:
+    # The platform's own pages (the /demo site) under whatever name the browser reached them.
+    here = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    if origin.rstrip("/") not in {o.rstrip("/") for o in allowed} | {own, here}:
         raise Forbidden("This website may not use this agent.", code="origin_not_allowed")
 
 

@@ -45,6 +45,7 @@ from demandly.engine.providers.base import (
     AgentContext,
     ChatMessage,
     CompletionRequest,
+    FaqPair,
     Finished,
     ProviderEvent,
     QualificationField,
@@ -146,7 +147,7 @@ class OfflineEngine:
         self._clock = clock
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[ProviderEvent]:
-        reply, turn = self.reply(request)
+        reply, turn = self._respond(request)
         if reply is None:
             yield Finished(reason="stop")
             return
@@ -159,7 +160,7 @@ class OfflineEngine:
             yield ToolCallEvent(call=call)
         yield Finished(reason="tool_calls" if calls else "stop")
 
-    def reply(self, request: CompletionRequest) -> tuple[Reply | None, int]:
+    def _respond(self, request: CompletionRequest) -> tuple[Reply | None, int]:
         """The reply to the conversation's last visitor message (or the greeting), or None when
         that message was already answered (a call after the tool results)."""
         context = request.context
@@ -229,7 +230,8 @@ def _replay_greeting(turn: _Turn, state: DialogueState, said: str) -> None:
     """A greeting already in the history: ours (which asked for the first field) or one the
     channel wrote itself (which only asked how to help)."""
     ours = DialogueState()
-    if _greeting_turn(turn, ours).text == " ".join(said.split()):
+    start = _greeting_turn(turn, ours).parts[-1]  # compared alone: "open now" may have changed
+    if " ".join(said.split()).endswith(" ".join(start.split())):
         state.prompt, state.form_started = ours.prompt, ours.form_started
     else:
         state.prompt = Prompt("open")
@@ -306,23 +308,7 @@ def _step(turn: _Turn, state: DialogueState, text: str) -> Reply:
     elif intents.greeting and intents.only_courtesy:
         reply.parts.append(say(lang, "hello_again", state.turn))
 
-    answered = False
-    if faq_lookup and faq is not None:
-        reply.parts.append(faq[0].answer)
-        answered = True
-    elif intents.hours:
-        reply.parts.append(hours_answer(context, turn.now, lang))
-        answered = True
-    elif intents.price:
-        if context.price_info:
-            reply.parts.append(say(lang, "price", price_info=context.price_info))
-        else:
-            reply.parts.append(say(lang, "price_unknown"))
-        answered = True
-    elif intents.question and _content(text) and not found.values and not found.invalid:
-        reply.parts.append(say(lang, "unknown_question"))
-        _note_concern(turn, state, reply, text)
-        answered = True
+    answered = _answer(turn, state, reply, text, intents, faq if faq_lookup else None, found)
 
     invalid = next((i for i in found.invalid if i.key not in found.values), None)
     to_prompt = False
@@ -369,6 +355,33 @@ def _step(turn: _Turn, state: DialogueState, text: str) -> Reply:
     return reply
 
 
+def _answer(
+    turn: _Turn,
+    state: DialogueState,
+    reply: Reply,
+    text: str,
+    intents: Intents,
+    faq: tuple[FaqPair, float] | None,
+    found: Extraction,
+) -> bool:
+    """Answer what the visitor asked (FAQ, hours, prices), or say it will be passed on."""
+    lang, context = turn.lang, turn.context
+    if faq is not None:
+        reply.parts.append(faq[0].answer)
+    elif intents.hours:
+        reply.parts.append(hours_answer(context, turn.now, lang))
+    elif intents.price and context.price_info:
+        reply.parts.append(say(lang, "price", price_info=context.price_info))
+    elif intents.price:
+        reply.parts.append(say(lang, "price_unknown"))
+    elif intents.question and _content(text) and not found.values and not found.invalid:
+        reply.parts.append(say(lang, "unknown_question"))
+        _note_concern(turn, state, reply, text)
+    else:
+        return False
+    return True
+
+
 def _content(text: str) -> list[str]:
     return [w for w in words(text) if w not in STOP_WORDS]
 
@@ -376,11 +389,17 @@ def _content(text: str) -> list[str]:
 def _is_farewell(turn: _Turn, state: DialogueState, intents: Intents) -> bool:
     if intents.goodbye:
         return True
+    if intents.question:
+        return False
+    if intents.done and not intents.deny:
+        return True  # "Das war's" / "that's all": the visitor is leaving
+    if not (intents.deny and intents.only_courtesy):
+        return False
+    # A bare "Nein (danke)" ends only after "anything else?"; to a field it declines the field.
     kind = state.prompt.kind if state.prompt is not None else None
-    closing = kind == "anything_else" or (kind != "optional" and _form_complete(turn, state))
-    if intents.done and not intents.question and closing:
+    if kind == "anything_else":
         return True
-    return kind == "anything_else" and intents.deny and intents.only_courtesy
+    return kind not in ("field", "optional") and _form_complete(turn, state)
 
 
 def _prompt_answers(turn: _Turn, state: DialogueState, reply: Reply, intents: Intents) -> bool:

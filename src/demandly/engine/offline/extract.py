@@ -91,7 +91,7 @@ _NOT_NAMES = phrases(
     "human", "leider", "looking", "zufrieden", "krank", "sick", "verheiratet", "single",
     "zahnschmerzen", "schmerzen", "pain", "great", "super", "toll", "prima", "klasse",
     "perfekt", "perfect", "nice", "schön", "wunderbar", "awesome", "cool", "okay", "gespannt",
-    "froh", "happy", "glad", "da", "there", "back", "zurück", "wieder", "sure", "ready",
+    "froh", "happy", "glad", "there", "back", "zurück", "wieder", "sure", "ready",
 )  # fmt: skip
 _INTRODUCES = re.compile(
     r"\s*(?:ist|lautet|is|are|:|=)\s+(?:eigentlich\s+|actually\s+)?", re.IGNORECASE
@@ -143,7 +143,6 @@ class Invalid:
 class Extraction:
     values: dict[str, Any] = field(default_factory=dict)
     invalid: list[Invalid] = field(default_factory=list)
-    leftover: str = ""
 
     def found(self, key: str) -> bool:
         return key in self.values or any(i.key == key for i in self.invalid)
@@ -387,6 +386,21 @@ def _date_candidates(text: str) -> list[re.Match[str]]:
     return result
 
 
+_EXPLICIT_DATE = re.compile(rf"\d|{_MONTHS}", re.IGNORECASE)
+_DATE_PREPOSITION = re.compile(
+    r"(?:^|\s)(?:am|ab|an|für|fuer|bis|zum|on|for|by|until|from)\s*$", re.IGNORECASE
+)
+
+
+def _meant_as_date(match: re.Match[str], text: str, clause: str, item: QualificationField) -> bool:
+    """Unasked, "heute" or "Freitag" is a date for the field only when said as one ("am
+    Freitag", "Termin morgen"), not in "Ich habe heute Zahnschmerzen"."""
+    said = match.group()
+    if _EXPLICIT_DATE.search(said) or _has_next(said) or mentions(item, clause, own=False):
+        return True
+    return bool(_DATE_PREPOSITION.search(text[: match.start()]))
+
+
 def _dates(work: _Work) -> None:
     date_fields = work.fields("date")
     if not date_fields:
@@ -398,6 +412,8 @@ def _dates(work: _Work) -> None:
         clause = _clause_before(work.text, match.start())
         item = _target(work, "date", clause)
         if item is None or not (work.wanted(item) or mentions(item, clause)):
+            continue
+        if item is not asked and not _meant_as_date(match, work.remaining, clause, item):
             continue
         value = parse_date(match.group(), work.lang, work.now)
         work.blank(match.start(), match.end())
@@ -411,6 +427,8 @@ def _dates(work: _Work) -> None:
     if not rest or work.intents.only_courtesy:
         return
     value = parse_date(rest, work.lang, work.now)
+    if value is None and work.intents.deny:
+        return  # "weiß ich nicht": declined, not a wrong date
     if value is not None:
         _store(work, asked, value)
         work.remaining = ""
@@ -464,7 +482,7 @@ def _numbers(work: _Work) -> None:
             _store(work, asked, _NUMBER_WORDS[token])
             return
     rest = work.remaining.strip(" ,.;!?")
-    if rest and len(rest.split()) <= 3:
+    if rest and len(rest.split()) <= 3 and not work.intents.deny:
         work.result.invalid.append(Invalid(asked.key, rest, shaped=False))
 
 
@@ -502,6 +520,11 @@ def _phrase_position(folded: str, phrase: str) -> int | None:
     return match.start() if match else None
 
 
+def _no_answer(intents: Intents) -> bool:
+    """A message that does not try to answer: courtesy, a question, or "no"."""
+    return intents.only_courtesy or intents.question or intents.deny
+
+
 def _choices(work: _Work) -> None:
     for item in work.fields("choice"):
         asked = item.key == work.pending
@@ -512,7 +535,9 @@ def _choices(work: _Work) -> None:
         option = match_option(item, work.remaining, loose=asked)
         if option is not None:
             _store(work, item, option)
-        elif asked and not work.intents.only_courtesy and not work.intents.question:
+        elif asked and not (
+            work.intents.only_courtesy or work.intents.question or work.intents.deny
+        ):
             rest = work.remaining.strip(" ,.;!?")
             if rest and len(rest.split()) <= 4:
                 work.result.invalid.append(Invalid(item.key, rest, shaped=True))
@@ -562,10 +587,11 @@ def plausible_name(value: str) -> bool:
         return False
     if any(ch.isdigit() or ch in "@?/" for ch in value) or not any(ch.isalpha() for ch in value):
         return False
-    for token in words(value):
+    tokens = words(value)
+    for token in tokens:
         if token in _NOT_NAMES or (token in STOP_WORDS and token not in _NAME_PARTICLES):
             return False
-    return True
+    return any(token not in _NAME_PARTICLES for token in tokens)
 
 
 def clean_text(value: str) -> str:
@@ -684,11 +710,9 @@ def extract(
     )
     if context.qualification:
         _emails(work)
-        for match in _NUMERIC_DATE.finditer(work.remaining):
-            if work.fields("date"):
-                break
-            work.blank(match.start(), match.end())
         _dates(work)
+        for match in _NUMERIC_DATE.finditer(work.remaining):
+            work.blank(match.start(), match.end())  # "15.04.2025" is no phone number
         _phones(work)
         _numbers(work)
         _choices(work)
@@ -697,5 +721,4 @@ def extract(
     work.result.values = {
         key: value for key, value in work.result.values.items() if captured.get(key) != value
     }
-    work.result.leftover = work.remaining
     return work.result

@@ -129,9 +129,7 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
         "greeting": ("Welcome to {business}! I'm {persona} and I'm happy to help.",),
         "greeting_nobusiness": ("Hello! I'm {persona} and I'm happy to help.",),
         "how_can_i_help": ("How can I help you?",),
-        "form_start": (
-            "So that we can get back to you, I'd be glad to take down your details.",
-        ),
+        "form_start": ("So that we can get back to you, I'd be glad to take down your details.",),
         "greeting_form_start": (
             "How can I help you today? I can also take down your request right away – {ask}",
         ),

@@ -1,0 +1,201 @@
+"""Chat benchmark: simulated visitors over HTTP (public chat API, SSE) against one server
+process, on the offline engine and on a zero-latency OpenAI-compatible stub (its own process).
+
+Reports turns/s and, per turn, the time to the first streamed byte of the answer (TTFB) and
+to the end of the turn, p50/p99, at 1, 50 and 200 concurrent conversations, on SQLite and
+PostgreSQL. The platform's own overhead is TTFB minus the provider's time to its first token;
+the stub answers at once (its own time is below a millisecond), so TTFB is an upper bound of
+the overhead.
+
+    .venv/bin/python bench/chat.py [--seconds 10] [--backends sqlite,postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from common import drop_database, fresh_database, seed_owner, start_server
+from rich.console import Console
+from rich.table import Table
+
+API = "/api/v1"
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = [
+    "Hallo, ich hätte gern einen Termin.",
+    "Ich bin Max Muster",
+    "max.muster@example.com",
+    "Bieten Sie Zahnreinigung an?",
+    "Danke, auf Wiedersehen",
+]
+UNLIMITED = {
+    "DEMANDLY_PUBLIC_CONVERSATIONS_PER_IP": "100000000",
+    "DEMANDLY_PUBLIC_MESSAGES_PER_IP": "100000000",
+    "DEMANDLY_PUBLIC_MESSAGES_PER_CONVERSATION": "100000000",
+}
+
+
+def agent_body(client_id: str, connection_id: str | None) -> dict[str, object]:
+    return {
+        "client_id": client_id,
+        "name": "Bench",
+        "kind": "chat",
+        "language": "de",
+        "persona_name": "Lena",
+        "qualification": [
+            {"key": "name", "label": {"de": "Name"}, "type": "text"},
+            {"key": "email", "label": {"de": "E-Mail"}, "type": "email"},
+        ],
+        "faq": [{"question": "Bieten Sie Zahnreinigung an?", "answer": "Ja, für 89 Euro."}],
+        "llm": {"connection_id": connection_id},
+    }
+
+
+async def make_agents(server_url: str, token: str, agency_id: str, stub_url: str) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=server_url, headers=headers) as http:
+        client = (
+            await http.post(f"{API}/clients", json={"agency_id": agency_id, "name": "Bench"})
+        ).json()
+        connection = (
+            await http.post(
+                f"{API}/provider-connections",
+                json={
+                    "agency_id": agency_id,
+                    "name": "stub",
+                    "base_url": stub_url,
+                    "api_key": "sk-bench-0000000000",
+                    "default_model": "stub",
+                    "region": "eu",
+                },
+            )
+        ).json()
+        keys = {}
+        for engine, connection_id in (("offline", None), ("openai stub", connection["id"])):
+            agent = (
+                await http.post(f"{API}/agents", json=agent_body(client["id"], connection_id))
+            ).json()
+            await http.post(f"{API}/agents/{agent['id']}/publish")
+            keys[engine] = agent["public_key"]
+        return keys
+
+
+async def visitor(
+    http: httpx.AsyncClient, key: str, until: float, samples: list[tuple[float, float]]
+) -> None:
+    while time.perf_counter() < until:
+        started = (
+            await http.post(f"{API}/public/agents/{key}/conversations", json={"consent": True})
+        ).json()
+        auth = {"Authorization": f"Bearer {started['token']}", "Accept": "text/event-stream"}
+        url = f"{API}/public/conversations/{started['conversation_id']}/messages"
+        for text in SCRIPT:
+            if time.perf_counter() >= until:
+                return
+            sent = time.perf_counter()
+            first = None
+            async with http.stream("POST", url, json={"text": text}, headers=auth) as response:
+                async for line in response.aiter_lines():
+                    if first is None and line.startswith("event: delta"):
+                        first = time.perf_counter()
+                    if line.startswith("event: done"):
+                        break
+            done = time.perf_counter()
+            samples.append(((first or done) - sent, done - sent))
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000 if ordered else float("nan")
+
+
+async def measure(server_url: str, key: str, concurrency: int, seconds: float) -> dict[str, float]:
+    limits = httpx.Limits(
+        max_connections=concurrency + 10, max_keepalive_connections=concurrency + 10
+    )
+    async with httpx.AsyncClient(base_url=server_url, limits=limits, timeout=60) as http:
+        warm: list[tuple[float, float]] = []
+        await asyncio.gather(
+            *(visitor(http, key, time.perf_counter() + 1.5, warm) for _ in range(concurrency))
+        )
+        samples: list[tuple[float, float]] = []
+        began = time.perf_counter()
+        until = began + seconds
+        await asyncio.gather(*(visitor(http, key, until, samples) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    ttfb = [s[0] for s in samples]
+    total = [s[1] for s in samples]
+    return {
+        "turns_per_s": round(len(samples) / elapsed, 1),
+        "ttfb_p50_ms": round(percentile(ttfb, 0.5), 1),
+        "ttfb_p99_ms": round(percentile(ttfb, 0.99), 1),
+        "turn_p50_ms": round(percentile(total, 0.5), 1),
+        "turn_p99_ms": round(percentile(total, 0.99), 1),
+        "turns": len(samples),
+    }
+
+
+def start_stub() -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.engine.openai_stub", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
+def bench_backend(backend: str, seconds: float, levels: list[int]) -> list[dict[str, object]]:
+    folder = Path(tempfile.mkdtemp(prefix=f"chat-{backend}-"))
+    url = fresh_database(backend, folder)
+    agency_id, token = seed_owner(url, folder)
+    stub, stub_url = start_stub()
+    server = start_server(url, folder, UNLIMITED)
+    rows: list[dict[str, object]] = []
+    try:
+        keys = asyncio.run(make_agents(server.url, token, agency_id, stub_url))
+        for engine, key in keys.items():
+            for concurrency in levels:
+                result = asyncio.run(measure(server.url, key, concurrency, seconds))
+                rows.append(
+                    {"backend": backend, "engine": engine, "concurrency": concurrency, **result}
+                )
+                print(rows[-1], flush=True)
+    finally:
+        server.stop()
+        stub.terminate()
+        drop_database(url)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--levels", default="1,50,200")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    rows = [r for b in args.backends.split(",") for r in bench_backend(b, args.seconds, levels)]
+    table = Table(title=f"Chat benchmark ({platform.node()}, {datetime.now(UTC):%Y-%m-%d})")
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    Console().print(table)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
