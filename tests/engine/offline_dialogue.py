@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -166,6 +166,3 @@ class Dialogue:
         for turn in self.turns:
             result.update(turn.saved)
         return result
-
-
-__all__ = ["date"]

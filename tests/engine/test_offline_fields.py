@@ -216,3 +216,12 @@ async def test_an_open_question_lands_in_a_concern_field() -> None:
     turn = await d.say("Can I bring my dog to the appointment?")
     assert turn.saved == {"message": "Can I bring my dog to the appointment?"}
     assert "pass your question on" in turn.text
+
+
+async def test_a_day_mentioned_in_passing_is_not_taken_for_the_date() -> None:
+    d = booking("de")
+    await d.greet()
+    turn = await d.say("Ich bin Max Muster und habe seit heute Zahnschmerzen")
+    assert turn.saved == {"name": "Max Muster"}
+    turn = await d.say("Kontrolle, am liebsten am Freitag")
+    assert turn.saved == {"treatment": "Kontrolle", "date": "2025-03-14"}

@@ -216,3 +216,29 @@ async def test_odd_input_never_breaks_the_engine() -> None:
         turn = await d.say(line)
         assert turn.finish in ("stop", "tool_calls")
         assert turn.text
+
+
+async def test_a_greeting_written_by_the_channel_is_followed_by_the_form() -> None:
+    # conversations.start stores its own short greeting before the first visitor message.
+    d = Dialogue(practice("de"))
+    d.messages.append(
+        ChatMessage(role="assistant", content="Guten Tag! Ich bin Lena. Wie kann ich helfen?")
+    )
+    turn = await d.say("Ich möchte einen Termin vereinbaren")
+    assert turn.calls == []
+    assert turn.text.endswith("Wie lautet Ihr Name?")
+    turn = await d.say("Max")
+    assert turn.saved == {"name": "Max"}
+
+    bare = Dialogue(practice("de"))
+    bare.messages.append(ChatMessage(role="assistant", content="Guten Tag! Wie kann ich helfen?"))
+    turn = await bare.say("Max Muster")
+    assert turn.saved == {"name": "Max Muster"}, "a bare full name is understood as the name"
+
+
+async def test_the_engines_own_greeting_still_counts_after_closing_time() -> None:
+    d = Dialogue(practice("de"), clock=INSIDE)
+    await d.greet()
+    d.clock = OUTSIDE  # the greeting now reads differently, the question it asked is the same
+    turn = await d.say("Max")
+    assert turn.saved == {"name": "Max"}
