@@ -14,7 +14,7 @@ from demandly.jobs.models import DomainEvent
 from demandly.kit.context import Scope
 from demandly.kit.db import Database
 from demandly.kit.time import utcnow
-from tests.conversations.conftest import API, PublishedAgent, replies, say, start
+from tests.conversations.conftest import API, PublishedAgent, publish_agent, replies, say, start
 from tests.factories import login_headers, make_tenant
 
 
@@ -115,3 +115,14 @@ async def test_idle_conversations_end(
         headers={"Authorization": f"Bearer {started['token']}"},
     )
     assert late.status_code == 410 and late.json()["error"]["code"] == "conversation_ended"
+
+
+async def test_turns_without_progress_hand_off_when_the_agent_says_so(
+    visitor: httpx.AsyncClient, client: httpx.AsyncClient, tenant
+) -> None:  # type: ignore[no-untyped-def]
+    agent = await publish_agent(client, tenant, handoff={"after_turns_without_progress": 2})
+    started = await start(visitor, agent.public_key)
+    first = await say(visitor, started, "Danke!")
+    assert first["status"] == "active"
+    second = await say(visitor, started, "Vielen Dank!")
+    assert second["status"] == "handoff"

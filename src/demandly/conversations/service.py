@@ -131,7 +131,6 @@ async def append(
         **fields,
     )
     session.add(message)
-    await session.flush()
     return message
 
 

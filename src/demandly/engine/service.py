@@ -152,14 +152,27 @@ class TurnRunner:
             prepared = await self._prepare(session, conversation)
             await session.commit()
 
-        for _ in range(MAX_MODEL_ROUNDS):
+        # A model that calls tools usually needs their results to go on; the offline engine
+        # answers and calls tools in one go.
+        needs_results = getattr(prepared.provider, "needs_tool_results", True)
+        progressed = False
+        for round_number in range(1, MAX_MODEL_ROUNDS + 1):
             outcome = _Outcome()
             async for event in self._stream(prepared, outcome):
                 yield event
-            more, events = await self._store(scope, actor, prepared, outcome)
-            for event in events:
+            wants_more = (
+                needs_results
+                and outcome.finish == "tool_calls"
+                and bool(outcome.tool_calls)
+                and round_number < MAX_MODEL_ROUNDS
+            )
+            result = await self._store(
+                scope, actor, prepared, outcome, final=not wants_more, progressed=progressed
+            )
+            progressed = progressed or result.progressed
+            for event in result.events:
                 yield event
-            if not more:
+            if not (wants_more and result.active):
                 break
             prepared = await self._refresh(scope, actor, prepared)
 
@@ -242,60 +255,92 @@ class TurnRunner:
             outcome.model = prepared.request.model or getattr(prepared.provider, "name", None)
 
     async def _store(
-        self, scope: Scope, actor: Actor | None, prepared: _Prepared, outcome: _Outcome
-    ) -> tuple[bool, list[EngineEvent]]:
-        """Store the answer, run its tools; tells whether the model wants another round."""
+        self,
+        scope: Scope,
+        actor: Actor | None,
+        prepared: _Prepared,
+        outcome: _Outcome,
+        *,
+        final: bool,
+        progressed: bool,
+    ) -> _Stored:
+        """Store the answer and run its tools; on the turn's last round, count whether the
+        turn got anywhere (the "handoff after N turns without progress" rule)."""
         events: list[EngineEvent] = []
         async with self.db.session(scope, actor) as session:
             conversation = await conversations.get(
                 session, prepared.conversation.id, for_update=True
             )
-            reply = await conversations.append(
-                session,
-                conversation,
-                MessageRole.ASSISTANT,
-                "".join(outcome.text) or None,
-                tool_calls=[_call_json(c) for c in outcome.tool_calls],
-                quick_replies=outcome.quick_replies,
-                model=outcome.model,
-                prompt_tokens=outcome.usage.prompt_tokens if outcome.usage else None,
-                completion_tokens=outcome.usage.completion_tokens if outcome.usage else None,
-                latency_ms=outcome.latency_ms,
-            )
-            if visible(reply):
-                events.append(EngineEvent("message", {"message": message_view(reply)}))
             tools = ToolContext(session=session, conversation=conversation, agent=prepared.context)
-            for call in outcome.tool_calls:
-                result = await run_tool(tools, call, prepared.enabled_tools)
-                await conversations.append(
-                    session, conversation, MessageRole.TOOL, _json(result), tool_call_id=call.id
+            if outcome.text or outcome.tool_calls:
+                events += await self._store_answer(session, conversation, tools, prepared, outcome)
+            kinds = {kind: data for kind, data in tools.signals}
+            progressed = progressed or "lead_updated" in kinds
+            if final:
+                events += await self._count_progress(
+                    session, conversation, prepared, progressed, kinds
                 )
-            events += await self._apply_signals(session, conversation, tools, prepared)
+            events += await self._apply_signals(session, conversation, kinds)
             await session.commit()
-        more = outcome.finish == "tool_calls" and bool(outcome.tool_calls)
-        return more and conversation.status == ConversationStatus.ACTIVE, events
+        return _Stored(
+            events=events,
+            progressed=progressed,
+            active=conversation.status == ConversationStatus.ACTIVE,
+        )
 
-    async def _apply_signals(
+    async def _store_answer(
         self,
         session: AsyncSession,
         conversation: Conversation,
         tools: ToolContext,
         prepared: _Prepared,
+        outcome: _Outcome,
     ) -> list[EngineEvent]:
-        kinds = {kind: data for kind, data in tools.signals}
-        events: list[EngineEvent] = []
-        if "lead_updated" in kinds:
+        reply = await conversations.append(
+            session,
+            conversation,
+            MessageRole.ASSISTANT,
+            "".join(outcome.text) or None,
+            tool_calls=[_call_json(c) for c in outcome.tool_calls],
+            quick_replies=outcome.quick_replies,
+            model=outcome.model,
+            prompt_tokens=outcome.usage.prompt_tokens if outcome.usage else None,
+            completion_tokens=outcome.usage.completion_tokens if outcome.usage else None,
+            latency_ms=outcome.latency_ms,
+        )
+        for call in outcome.tool_calls:
+            result = await run_tool(tools, call, prepared.enabled_tools)
+            await conversations.append(
+                session, conversation, MessageRole.TOOL, _json(result), tool_call_id=call.id
+            )
+        return [EngineEvent("message", {"message": message_view(reply)})] if visible(reply) else []
+
+    async def _count_progress(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        prepared: _Prepared,
+        progressed: bool,
+        kinds: dict[str, dict[str, Any]],
+    ) -> list[EngineEvent]:
+        if progressed:
             conversation.turns_without_progress = 0
-        else:
-            conversation.turns_without_progress += 1
-            limit = prepared.handoff_after
-            stuck = bool(limit) and conversation.turns_without_progress >= (limit or 0)
-            if (
-                stuck
-                and "handoff" not in kinds
-                and await conversations.request_handoff(session, conversation, "no progress")
-            ):
-                kinds["handoff"] = {"reason": "no progress"}
+            return []
+        conversation.turns_without_progress += 1
+        limit = prepared.handoff_after
+        if (
+            limit
+            and conversation.turns_without_progress >= limit
+            and "handoff" not in kinds
+            and await conversations.request_handoff(session, conversation, "no progress")
+        ):
+            kinds["handoff"] = {"reason": "no progress"}
+        return []
+
+    async def _apply_signals(
+        self, session: AsyncSession, conversation: Conversation, kinds: dict[str, dict[str, Any]]
+    ) -> list[EngineEvent]:
+        events: list[EngineEvent] = []
         if "handoff" in kinds:
             events.append(EngineEvent("handoff", {"reason": kinds["handoff"].get("reason")}))
         if "end" in kinds:
@@ -303,6 +348,13 @@ class TurnRunner:
             if await conversations.end(session, conversation, reason):
                 events.append(EngineEvent("ended", {"reason": reason}))
         return events
+
+
+@dataclass
+class _Stored:
+    events: list[EngineEvent]
+    progressed: bool
+    active: bool
 
 
 @dataclass

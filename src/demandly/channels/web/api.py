@@ -51,6 +51,7 @@ def configure_rate_limits(settings: Settings) -> None:
 def _limiter(per_minute: int) -> RateLimiter:
     return RateLimiter(rate_per_minute=per_minute, burst=max(10, per_minute // 3))
 
+
 DEFAULT_NOTICES = {
     "de": "Dieser Chat verarbeitet Ihre Nachrichten, um Ihre Anfrage zu beantworten. "
     "Mehr in der Datenschutzerklärung.",

@@ -142,6 +142,8 @@ class OfflineEngine:
     """
 
     name = "offline"
+    # Its tool calls come with the finished answer: no second round with their results.
+    needs_tool_results = False
 
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock = clock
