@@ -20,6 +20,7 @@ from demandly.auth.api import router as auth_router
 from demandly.auth.passwords import configure_hasher
 from demandly.channels.web.api import configure_rate_limits
 from demandly.channels.web.api import router as public_chat_router
+from demandly.channels.web.pages import router as web_pages_router
 from demandly.config import Settings, get_settings
 from demandly.conversations.api import router as conversations_router
 from demandly.jobs.api import router as jobs_router
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         public_chat_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(web_pages_router)  # /widget.js and /demo: outside the API prefix
     _add_health_routes(app, db)
 
     # Outermost first: request id wraps everything, so even a 413 carries it.

@@ -68,6 +68,18 @@ class ConversationRepository:
         )
         return list(result.scalars())
 
+    async def latest_for_model(self, conversation_id: str, limit: int) -> list[Any]:
+        """The last ``limit`` messages (only what a model reads), oldest first."""
+        result = await self.session.execute(
+            select(
+                Message.seq, Message.role, Message.content, Message.tool_calls, Message.tool_call_id
+            )
+            .where(Message.conversation_id == conversation_id)
+            .order_by(Message.seq.desc())
+            .limit(limit)
+        )
+        return list(reversed(result.all()))
+
     async def message_by_client_id(
         self, conversation_id: str, client_message_id: str
     ) -> Message | None:

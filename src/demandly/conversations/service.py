@@ -152,6 +152,16 @@ async def repeat_of(
     return [first, *answers]
 
 
+async def history(session: AsyncSession, conversation_id: str, limit: int) -> list[Any]:
+    """The latest messages for a model (role, content, tool calls), oldest first, starting at
+    a visitor's message so that no tool result is cut off from its call."""
+    rows = await ConversationRepository(session).latest_for_model(conversation_id, limit)
+    for start, row in enumerate(rows):
+        if row.role == MessageRole.USER:
+            return rows[start:] if len(rows) == limit else rows
+    return rows
+
+
 async def messages(
     session: AsyncSession, conversation_id: str, after_seq: int = 0
 ) -> list[Message]:

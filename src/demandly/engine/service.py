@@ -33,6 +33,7 @@ from demandly.engine.providers.base import (
     TextDelta,
     ToolCall,
     ToolCallEvent,
+    ToolSpec,
     Usage,
 )
 from demandly.engine.tools import ToolContext, run_tool, specs_for
@@ -46,6 +47,9 @@ from demandly.tenancy.models import Client
 log = get_logger(__name__)
 
 MAX_MODEL_ROUNDS = 4
+# The model sees at most this many of the latest messages.
+HISTORY_LIMIT = 60
+BUILT_IN_TOOLS = frozenset({"save_lead_details", "request_handoff", "end_conversation"})
 FALLBACK = {
     "de": "Entschuldigung, ich habe gerade technische Schwierigkeiten. Ihre Angaben sind "
     "gespeichert, und das Team meldet sich bei Ihnen.",
@@ -177,39 +181,51 @@ class TurnRunner:
             prepared = await self._refresh(scope, actor, prepared)
 
     async def _prepare(self, session: AsyncSession, conversation: Conversation) -> _Prepared:
+        setup = await self._setup(session, conversation)
+        history = await conversations.history(session, conversation.id, HISTORY_LIMIT)
+        llm = setup.llm
+        request = CompletionRequest(
+            messages=(setup.system, *map(_chat_message, history)),
+            tools=setup.tools,
+            model=llm.model if llm else None,
+            temperature=llm.temperature if llm else None,
+            max_tokens=llm.max_tokens if llm else None,
+            context=setup.context,
+        )
+        return _Prepared(
+            conversation=conversation,
+            context=setup.context,
+            enabled_tools=setup.enabled,
+            request=request,
+            provider=self.provider_factory(self.settings, llm),
+            handoff_after=setup.handoff_after,
+        )
+
+    async def _setup(self, session: AsyncSession, conversation: Conversation) -> _Setup:
+        cached = _setups.get(conversation.agent_version_id)
+        if cached is not None:
+            return cached
         version = await session.get(AgentVersion, conversation.agent_version_id)
         client = await session.get(Client, conversation.client_id)
         if version is None or client is None:
             raise ProviderError("the agent version or client is gone")
         definition = agents.definition_of(version)
         context = agents.agent_context(version, client)
-        llm = await agents.llm_for(session, self.settings, version)
-        enabled = frozenset(definition.tools) | {
-            "save_lead_details",
-            "request_handoff",
-            "end_conversation",
-        }
-        history = await conversations.messages(session, conversation.id)
-        request = CompletionRequest(
-            messages=(ChatMessage("system", system_prompt(context)), *map(_chat_message, history)),
+        enabled = frozenset(definition.tools) | BUILT_IN_TOOLS
+        setup = _Setup(
+            context=context,
+            enabled=enabled,
             tools=specs_for(sorted(enabled)),
-            model=llm.model if llm else None,
-            temperature=llm.temperature if llm else None,
-            max_tokens=llm.max_tokens if llm else None,
-            context=context,
-        )
-        return _Prepared(
-            conversation=conversation,
-            context=context,
-            enabled_tools=enabled,
-            request=request,
-            provider=self.provider_factory(self.settings, llm),
+            system=ChatMessage("system", system_prompt(context)),
+            llm=await agents.llm_for(session, self.settings, version),
             handoff_after=definition.handoff.after_turns_without_progress,
         )
+        _setups.put(conversation.agent_version_id, setup)
+        return setup
 
     async def _refresh(self, scope: Scope, actor: Actor | None, prepared: _Prepared) -> _Prepared:
         async with self.db.session(scope, actor) as session:
-            history = await conversations.messages(session, prepared.conversation.id)
+            history = await conversations.history(session, prepared.conversation.id, HISTORY_LIMIT)
         system = prepared.request.messages[0]
         request = CompletionRequest(
             messages=(system, *map(_chat_message, history)),
@@ -350,6 +366,24 @@ class TurnRunner:
         return events
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """What a turn needs of its agent version; a version never changes."""
+
+    context: AgentContext
+    enabled: frozenset[str]
+    tools: tuple[ToolSpec, ...]
+    system: ChatMessage
+    llm: agents.ResolvedLLM | None
+    handoff_after: int | None
+
+
+# Kept briefly: the client's name or time zone and the agency's provider connection can change
+# under a version, and turns see such a change within SETUP_CACHE_SECONDS.
+SETUP_CACHE_SECONDS = 30
+_setups = TTLCache[str, _Setup](ttl_seconds=SETUP_CACHE_SECONDS, max_items=2000)
+
+
 @dataclass
 class _Stored:
     events: list[EngineEvent]
@@ -368,7 +402,7 @@ class _Outcome:
     latency_ms: int = 0
 
 
-def _chat_message(message: Message) -> ChatMessage:
+def _chat_message(message: Any) -> ChatMessage:
     if message.role == MessageRole.TOOL:
         return ChatMessage("tool", message.content, tool_call_id=message.tool_call_id)
     if message.role == MessageRole.USER:
