@@ -90,27 +90,41 @@ async def make_agents(server_url: str, token: str, agency_id: str, stub_url: str
 
 
 async def visitor(
-    http: httpx.AsyncClient, key: str, until: float, samples: list[tuple[float, float]]
+    http: httpx.AsyncClient,
+    key: str,
+    until: float,
+    samples: list[tuple[float, float]],
+    errors: list[str],
 ) -> None:
     while time.perf_counter() < until:
-        started = (
-            await http.post(f"{API}/public/agents/{key}/conversations", json={"consent": True})
-        ).json()
-        auth = {"Authorization": f"Bearer {started['token']}", "Accept": "text/event-stream"}
-        url = f"{API}/public/conversations/{started['conversation_id']}/messages"
-        for text in SCRIPT:
-            if time.perf_counter() >= until:
-                return
-            sent = time.perf_counter()
-            first = None
-            async with http.stream("POST", url, json={"text": text}, headers=auth) as response:
-                async for line in response.aiter_lines():
-                    if first is None and line.startswith("event: delta"):
-                        first = time.perf_counter()
-                    if line.startswith("event: done"):
-                        break
-            done = time.perf_counter()
-            samples.append(((first or done) - sent, done - sent))
+        try:
+            await conversation(http, key, until, samples)
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            errors.append(type(exc).__name__)
+
+
+async def conversation(
+    http: httpx.AsyncClient, key: str, until: float, samples: list[tuple[float, float]]
+) -> None:
+    """One visitor's conversation through the script (until time is up)."""
+    started = (
+        await http.post(f"{API}/public/agents/{key}/conversations", json={"consent": True})
+    ).json()
+    auth = {"Authorization": f"Bearer {started['token']}", "Accept": "text/event-stream"}
+    url = f"{API}/public/conversations/{started['conversation_id']}/messages"
+    for text in SCRIPT:
+        if time.perf_counter() >= until:
+            return
+        sent = time.perf_counter()
+        first = None
+        async with http.stream("POST", url, json={"text": text}, headers=auth) as response:
+            async for line in response.aiter_lines():
+                if first is None and line.startswith("event: delta"):
+                    first = time.perf_counter()
+                if line.startswith("event: done"):
+                    break
+        done = time.perf_counter()
+        samples.append(((first or done) - sent, done - sent))
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -124,13 +138,16 @@ async def measure(server_url: str, key: str, concurrency: int, seconds: float) -
     )
     async with httpx.AsyncClient(base_url=server_url, limits=limits, timeout=60) as http:
         warm: list[tuple[float, float]] = []
+        errors: list[str] = []
         await asyncio.gather(
-            *(visitor(http, key, time.perf_counter() + 1.5, warm) for _ in range(concurrency))
+            *(visitor(http, key, time.perf_counter() + 1.5, warm, []) for _ in range(concurrency))
         )
         samples: list[tuple[float, float]] = []
         began = time.perf_counter()
         until = began + seconds
-        await asyncio.gather(*(visitor(http, key, until, samples) for _ in range(concurrency)))
+        await asyncio.gather(
+            *(visitor(http, key, until, samples, errors) for _ in range(concurrency))
+        )
         elapsed = time.perf_counter() - began
     ttfb = [s[0] for s in samples]
     total = [s[1] for s in samples]
@@ -141,6 +158,7 @@ async def measure(server_url: str, key: str, concurrency: int, seconds: float) -
         "turn_p50_ms": round(percentile(total, 0.5), 1),
         "turn_p99_ms": round(percentile(total, 0.99), 1),
         "turns": len(samples),
+        "errors": len(errors),
     }
 
 
