@@ -61,8 +61,10 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # Resolved per logger: whatever sys.stderr is at the time (tests swap it).
+        logger_factory=lambda *args: structlog.PrintLogger(sys.stderr),
+        # Not cached: a bound logger keeps following configuration changes (tests capture logs).
+        cache_logger_on_first_use=False,
     )
 
 
