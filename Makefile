@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PG_VERSION := $(shell ls /etc/postgresql 2>/dev/null | head -n1)
-APT_PACKAGES := postgresql
+APT_PACKAGES := postgresql chromium
 
 .PHONY: run test test-sqlite test-postgres lint bench venv system-deps postgres clean
 
@@ -40,7 +40,7 @@ test: venv postgres
 	$(BIN)/ruff check src tests migrations bench
 	$(BIN)/pytest -q -p no:cacheprovider
 
-test-sqlite: venv
+test-sqlite: venv system-deps
 	DEMANDLY_TEST_BACKENDS=sqlite $(BIN)/pytest -q
 
 test-postgres: venv postgres

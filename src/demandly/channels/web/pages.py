@@ -89,6 +89,11 @@ async def demo_css(request: Request) -> Response:
     return _asset_response(request, "demo.css", "text/css; charset=utf-8")
 
 
+@router.api_route("/demo/favicon.svg", methods=["GET", "HEAD"])
+async def demo_favicon(request: Request) -> Response:
+    return _asset_response(request, "favicon.svg", "image/svg+xml")
+
+
 @router.get("/demo")
 @router.get("/demo/")
 async def demo_page(request: Request) -> HTMLResponse:

@@ -32,7 +32,7 @@
   const STORE = "demandly:" + KEY;
   const MAX_CHARS = 4000;
   const IDLE_MS = 45000; // no byte for this long: the connection is presumed dead
-  const POLL_HANDOFF_MS = 5000; // a person answers: look for their messages often
+  const POLL_HANDOFF_MS = 3000; // a person answers: look for their messages often
   const POLL_ACTIVE_MS = 20000;
   const SMALL = "(max-width: 480px)";
 
@@ -53,7 +53,7 @@
       typing: "{name} schreibt …",
       suggestions: "Antwortvorschläge",
       sending: "Wird gesendet …",
-      reconnecting: "Keine Verbindung – Ihre Nachricht wird gesendet, sobald es wieder geht.",
+      reconnecting: "Keine Verbindung – der Chat geht weiter, sobald sie wieder steht.",
       handoff: "Ein Mitarbeiter übernimmt das Gespräch und antwortet Ihnen hier.",
       ended: "Dieses Gespräch ist beendet.",
       expired: "Das Gespräch ist nicht mehr verfügbar.",
@@ -80,7 +80,7 @@
       typing: "{name} is typing …",
       suggestions: "Suggested replies",
       sending: "Sending …",
-      reconnecting: "No connection – your message will be sent as soon as it is back.",
+      reconnecting: "No connection – the chat carries on as soon as it is back.",
       handoff: "A member of the team is taking over and will answer you here.",
       ended: "This conversation has ended.",
       expired: "This conversation is no longer available.",
@@ -438,6 +438,8 @@ textarea:focus-visible{outline-offset:0}
       dropStream();
       renderQuick();
     }
+    // A message written while the last refresh was under way: send it too.
+    if (conv && outbox.length && !retryTimer && status !== "ended") setTimeout(work, 0);
   }
 
   function fatal(e) {
@@ -453,10 +455,9 @@ textarea:focus-visible{outline-offset:0}
       setStatus("ended");
       return;
     }
-    if (outbox.length) {
+    if (e.sending && outbox.length) {
       failBubble(outbox.shift(), e.status === 422 ? T.rejected : T.error);
       save();
-      setTimeout(work, 0);
     }
     note("err", e.code === "origin_not_allowed" ? T.notAllowed : e.status === 422 ? null : T.error);
   }
@@ -484,43 +485,52 @@ textarea:focus-visible{outline-offset:0}
     arm();
     if (status === "active") showTyping();
     try {
-      const res = await call(
-        "POST",
-        "/conversations/" + enc(conv.id) + "/messages",
-        { text: item.text, client_message_id: item.id },
-        { auth: true, accept: "text/event-stream", signal: control && control.signal },
-      );
-      const type = res.headers.get("Content-Type") || "";
-      if (!res.body || !res.body.getReader || type.indexOf("text/event-stream") < 0) {
-        const body = await res.json(); // a proxy that buffers may still answer in one piece
-        for (const m of body.messages) onEvent("message", { message: m }, item);
-        setStatus(body.status);
-        return;
-      }
-      const reader = res.body.getReader();
-      const decoder = new TextDecoder();
-      let buffer = "";
-      for (;;) {
-        let chunk;
-        try {
-          chunk = await reader.read();
-        } catch (e) {
-          throw failure("retry", "stream_cut");
-        }
-        if (chunk.done) break;
-        arm();
-        buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n?/g, "\n");
-        let cut;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          if (parseEvent(block, item)) done = true;
-        }
-      }
+      done = await stream(item, control, arm);
+    } catch (e) {
+      e.sending = true;
+      throw e;
     } finally {
       clearTimeout(idle);
     }
     if (!done) throw failure("retry", "stream_cut");
+  }
+
+  // Posts the message and reads the reply as server-sent events; true once "done" arrived.
+  async function stream(item, control, arm) {
+    const res = await call(
+      "POST",
+      "/conversations/" + enc(conv.id) + "/messages",
+      { text: item.text, client_message_id: item.id },
+      { auth: true, accept: "text/event-stream", signal: control && control.signal },
+    );
+    const type = res.headers.get("Content-Type") || "";
+    if (!res.body || !res.body.getReader || type.indexOf("text/event-stream") < 0) {
+      const body = await res.json(); // a proxy that buffers may still answer in one piece
+      for (const m of body.messages) onEvent("message", { message: m }, item);
+      setStatus(body.status);
+      return true;
+    }
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let done = false;
+    for (;;) {
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (e) {
+        throw failure("retry", "stream_cut");
+      }
+      if (chunk.done) return done;
+      arm();
+      buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n?/g, "\n");
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        if (parseEvent(block, item)) done = true;
+      }
+    }
   }
 
   function parseEvent(block, item) {
@@ -654,7 +664,7 @@ textarea:focus-visible{outline-offset:0}
       avatar.textContent = persona.charAt(0).toUpperCase();
     }
 
-    const log = el("ol", { class: "log", "aria-label": T.log, tabindex: "-1" });
+    const log = el("ol", { class: "log", "aria-label": T.log, tabindex: "0" });
     const input = el("textarea", {
       id: "dm-input",
       rows: "1",
@@ -703,7 +713,7 @@ textarea:focus-visible{outline-offset:0}
     const restart = el("button", { class: "primary", type: "button", text: T.restart, onclick: forgetAndFocus });
     const ended = el("div", { class: "ended" }, restart);
     const banner = el("div", { class: "banner", role: "status" });
-    const quick = el("div", { class: "quick", role: "group", "aria-label": T.suggestions });
+    const quick = el("div", { class: "quick", role: "group", "aria-label": T.suggestions, hidden: true });
     const live = el("div", { class: "sr", "aria-live": "polite", "aria-atomic": "false" });
 
     const panel = el(
@@ -727,17 +737,19 @@ textarea:focus-visible{outline-offset:0}
         live,
       ],
     );
-    panel.addEventListener("keydown", (e) => {
-      if (e.key === "Escape") {
+    root.addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && isOpen) {
         e.stopPropagation();
         close();
+      } else if (e.key === "Tab" && isOpen && fullScreen()) {
+        trapFocus(e);
       }
     });
 
     root.appendChild(launcher);
     root.appendChild(panel);
     shadow.appendChild(root);
-    ui = { host, root, launcher, panel, log, input, form, accept, consent, ended, restart, banner, quick, live, persona };
+    ui = { host, shadow, root, launcher, panel, log, input, form, accept, consent, ended, restart, banner, quick, live, persona };
     const attach = () => document.body.appendChild(host);
     if (document.body) attach();
     else document.addEventListener("DOMContentLoaded", attach);
@@ -750,9 +762,32 @@ textarea:focus-visible{outline-offset:0}
     ui.accept.focus();
   }
 
+  function fullScreen() {
+    return !!(window.matchMedia && window.matchMedia(SMALL).matches);
+  }
+
+  // Full screen, the panel is all there is: Tab cycles inside it instead of the page behind.
+  function trapFocus(e) {
+    const items = Array.from(ui.panel.querySelectorAll("button, textarea, a[href]")).filter(
+      (node) => !node.disabled && node.getClientRects().length,
+    );
+    if (!items.length) return;
+    const first = items[0];
+    const last = items[items.length - 1];
+    const active = ui.shadow.activeElement;
+    if (e.shiftKey && (active === first || !ui.panel.contains(active))) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && (active === last || !ui.panel.contains(active))) {
+      e.preventDefault();
+      first.focus();
+    }
+  }
+
   function open(focus) {
     isOpen = true;
     ui.panel.hidden = false;
+    ui.panel.setAttribute("aria-modal", fullScreen() ? "true" : "false");
     ui.root.classList.add("open");
     ui.launcher.setAttribute("aria-expanded", "true");
     save();
