@@ -184,3 +184,25 @@ async def test_a_chatty_visitor_is_slowed_down(
             assert int(response.headers["retry-after"]) >= 1
             break
     assert statuses[-1] == 429 and set(statuses[:-1]) == {200}
+
+
+async def test_a_message_whose_answer_was_lost_is_answered_on_retry(
+    visitor: httpx.AsyncClient, agent: PublishedAgent, db: Database
+) -> None:
+    """The server stopped after storing the visitor's message: the widget's retry (same id)
+    gets the answer instead of silence."""
+    from demandly.conversations import service
+    from demandly.conversations.models import MessageRole
+
+    started = await start(visitor, agent.public_key)
+    async with db.session(Scope.for_system()) as session:
+        conversation = await service.get(session, started["conversation_id"])
+        await service.append(
+            session, conversation, MessageRole.USER, "Hallo", client_message_id="lost-1"
+        )
+        await session.commit()
+    retried = await say(visitor, started, "Hallo", client_message_id="lost-1")
+    roles = [m["role"] for m in retried["messages"]]
+    assert roles[0] == "user" and "assistant" in roles[1:]
+    again = await say(visitor, started, "Hallo", client_message_id="lost-1")
+    assert [m["id"] for m in again["messages"]] == [m["id"] for m in retried["messages"]]

@@ -140,16 +140,24 @@ class TurnRunner:
         async with self.db.session(scope, actor) as session:
             conversation = await conversations.get(session, conversation_id, for_update=True)
             conversations.ensure_open(conversation)
+            repeat = None
             if client_message_id:
                 repeat = await conversations.repeat_of(session, conversation, client_message_id)
-                if repeat is not None:
-                    for message in repeat:
-                        yield EngineEvent("message", {"message": message_view(message)})
+            if repeat is not None:
+                for message in repeat:
+                    yield EngineEvent("message", {"message": message_view(message)})
+                if len(repeat) > 1 or repeat[0].seq != conversation.message_count:
                     return
-            user_message = await conversations.append(
-                session, conversation, MessageRole.USER, text, client_message_id=client_message_id
-            )
-            yield EngineEvent("message", {"message": message_view(user_message)})
+                # Stored, but its answer never was (the server stopped mid-turn): answer now.
+            else:
+                user_message = await conversations.append(
+                    session,
+                    conversation,
+                    MessageRole.USER,
+                    text,
+                    client_message_id=client_message_id,
+                )
+                yield EngineEvent("message", {"message": message_view(user_message)})
             if conversation.status == ConversationStatus.HANDOFF:
                 await session.commit()  # a person answers; the bot stays silent
                 return
