@@ -21,7 +21,7 @@ from demandly.kit.context import Scope
 from demandly.kit.db import Database
 from demandly.tenancy.models import Agency, Client
 
-WIDGET = Path(__file__).parents[2] / "src/demandly/channels/web/static/widget.js"
+WIDGET = Path(__file__).parents[3] / "src/demandly/channels/web/static/widget.js"
 SIZE_BUDGET = 25 * 1024
 API = "/api/v1/public"
 

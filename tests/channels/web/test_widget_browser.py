@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 CHROMIUM_INSTALLED = Path(CHROMIUM).exists()
-ARTIFACTS = Path(__file__).parents[2] / "artifacts"
+ARTIFACTS = Path(__file__).parents[3] / "artifacts"
 MESSAGES = "**/api/v1/public/conversations/*/messages"
 
 # Counts what the widget put into its Shadow DOM: the bubble that grows with each delta and
