@@ -6,11 +6,8 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,23 +15,16 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
+from demandly.kit.devserver import ServerProcess
+from demandly.kit.devserver import start_server as start_process
+
 PG_URL = os.environ.get(
     "DEMANDLY_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 SECRET = "b1:bench-master-key"
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+Server = ServerProcess
 
 
 def fresh_database(backend: str, folder: Path) -> str:
@@ -62,51 +52,17 @@ def drop_database(url: str) -> None:
         admin.dispose()
 
 
-def env_for(url: str, data_dir: Path, port: int) -> dict[str, str]:
+def env_for(url: str, data_dir: Path) -> dict[str, str]:
     return {
-        **os.environ,
         "DEMANDLY_DATABASE_URL": url,
         "DEMANDLY_DATA_DIR": str(data_dir),
         "DEMANDLY_SECRET_KEY": SECRET,
-        "DEMANDLY_BASE_URL": f"http://127.0.0.1:{port}",
         "DEMANDLY_LOG_LEVEL": "WARNING",
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(url: str, data_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "demandly.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env={**env_for(url, data_dir, port), **(extra_env or {})},
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return Server(url=base, process=process)
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("server did not become ready")
+    return start_process({**env_for(url, data_dir), **(extra_env or {})})
 
 
 BENCH_EMAIL = "owner@bench.example"
@@ -116,7 +72,7 @@ BENCH_PASSWORD = "bench owner passphrase 2026"
 def seed_owner(url: str, data_dir: Path) -> tuple[str, str]:
     """An agency with an owner API key and an owner user (BENCH_EMAIL, BENCH_PASSWORD):
     (agency_id, bearer token)."""
-    os.environ.update(env_for(url, data_dir, 0))
+    os.environ.update(env_for(url, data_dir))
     from demandly.app import configure_runtime, create_database
     from demandly.auth.models import ApiKey
     from demandly.auth.passwords import hash_password

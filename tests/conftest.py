@@ -8,14 +8,8 @@ tenants, so they never depend on each other's rows; ``fresh_db`` gives a test it
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -25,6 +19,8 @@ from sqlalchemy import create_engine, text
 from demandly.app import configure_runtime, create_app, create_database
 from demandly.config import Settings
 from demandly.kit.db import Database
+from demandly.kit.devserver import ServerProcess
+from demandly.kit.devserver import start_server as start_process
 from demandly.kit.migrations import upgrade_to_head
 from tests.factories import World, build_world
 
@@ -120,70 +116,20 @@ async def world(db: Database) -> World:
     return await build_world(db)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class LiveServer:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
+LiveServer = ServerProcess
 
 
 def start_server(settings: Settings, log_path: Path, **env: str) -> LiveServer:
-    """``uvicorn`` serving the app over real HTTP in its own process, on the test database."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "DEMANDLY_DATABASE_URL": settings.effective_database_url,
-        "DEMANDLY_DATA_DIR": str(settings.data_dir),
-        "DEMANDLY_SECRET_KEY": TEST_SECRET_KEY,
-        "DEMANDLY_BASE_URL": f"http://127.0.0.1:{port}",
-        "DEMANDLY_LOG_LEVEL": "WARNING",
-        **env,
-    }
-    handle = log_path.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "demandly.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=environment,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
+    """The app over real HTTP in its own process, on the test database."""
+    return start_process(
+        {
+            "DEMANDLY_DATABASE_URL": settings.effective_database_url,
+            "DEMANDLY_DATA_DIR": str(settings.data_dir),
+            "DEMANDLY_SECRET_KEY": TEST_SECRET_KEY,
+            **env,
+        },
+        log_path,
     )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                return LiveServer(url=url, process=process, log_path=log_path)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("server did not start")
-
-
-def stop_server(server: LiveServer) -> None:
-    server.process.send_signal(signal.SIGTERM)
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
 
 
 @pytest.fixture(scope="session")
@@ -192,7 +138,7 @@ def live_server(
 ) -> Iterator[LiveServer]:
     server = start_server(settings, tmp_path_factory.mktemp("server") / "server.log")
     yield server
-    stop_server(server)
+    server.stop()
 
 
 @pytest.fixture
