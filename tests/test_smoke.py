@@ -8,7 +8,3 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"database": "ok", "migrations": "ok"}
-
-
-async def test_world_builds(world) -> None:  # type: ignore[no-untyped-def]
-    assert world.a.agency.id != world.b.agency.id

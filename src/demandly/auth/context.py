@@ -98,11 +98,6 @@ class AuthContext:
                 scope = scope.merge(grant.scope())
         return scope
 
-    def agency_ids_with(self, permission: Permission) -> list[str]:
-        return sorted(
-            {g.agency_id for g in self.grants if g.client_id is None and allows(g.role, permission)}
-        )
-
     @property
     def primary_role(self) -> Role | None:
         if self.is_platform_admin:

@@ -43,9 +43,5 @@ class TTLCache(Generic[K, V]):
     def discard(self, key: K) -> None:
         self._items.pop(key, None)
 
-    def discard_where(self, predicate: Callable[[V], bool]) -> None:
-        for key in [k for k, (_, v) in self._items.items() if predicate(v)]:
-            del self._items[key]
-
     def clear(self) -> None:
         self._items.clear()

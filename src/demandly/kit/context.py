@@ -36,9 +36,6 @@ class Scope:
     def agency_ids(self) -> frozenset[str]:
         return frozenset(self.grants)
 
-    def allows_agency(self, agency_id: str | None) -> bool:
-        return self.system or (agency_id is not None and agency_id in self.grants)
-
     def allows(self, agency_id: str | None, client_id: str | None) -> bool:
         """May this scope see (or write) a row owned by ``agency_id``/``client_id``?"""
         if self.system:
