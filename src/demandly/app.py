@@ -18,6 +18,7 @@ from demandly.agents.api import router as agents_router
 from demandly.audit.api import router as audit_router
 from demandly.auth.api import router as auth_router
 from demandly.auth.passwords import configure_hasher
+from demandly.booking.api import router as booking_router
 from demandly.channels.web.api import configure_rate_limits
 from demandly.channels.web.api import router as public_chat_router
 from demandly.channels.web.pages import router as web_pages_router
@@ -36,6 +37,8 @@ from demandly.kit.middleware import (
     SecurityHeadersMiddleware,
 )
 from demandly.kit.migrations import is_at_head
+from demandly.knowledge.api import router as knowledge_router
+from demandly.leads.api import router as leads_router
 from demandly.tenancy.api import router as tenancy_router
 
 log = get_logger(__name__)
@@ -111,6 +114,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         jobs_router,
         agents_router,
         conversations_router,
+        knowledge_router,
+        leads_router,
+        booking_router,
         public_chat_router,
     ):
         app.include_router(router, prefix=API_PREFIX)

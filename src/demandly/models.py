@@ -6,9 +6,12 @@ from demandly.agents.models import Agent, AgentVersion, ProviderConnection
 from demandly.audit import service as _audit_hooks  # noqa: F401
 from demandly.audit.models import AuditEvent, AuditHead
 from demandly.auth.models import ApiKey, LoginSession, LoginThrottle, RecoveryCode
+from demandly.booking import models as _booking_models  # noqa: F401
 from demandly.conversations.models import Conversation, Message
 from demandly.jobs.models import DomainEvent, Job
 from demandly.kit.db import Base
+from demandly.knowledge import models as _knowledge_models  # noqa: F401
+from demandly.leads import models as _leads_models  # noqa: F401
 from demandly.tenancy.models import (
     Agency,
     AgencyDomain,

@@ -253,6 +253,11 @@ class AgentDefinition(_Input):
     handoff: Handoff = Field(default_factory=Handoff)
     widget: Widget = Field(default_factory=Widget)
     price_info: Annotated[Text, Field(max_length=2000)] | None = None
+    knowledge_base_ids: Annotated[list[Id], Field(max_length=20)] = Field(
+        default_factory=list,
+        description="Knowledge bases of the same client the agent answers from.",
+    )
+    calendar_id: Id | None = Field(None, description="The client's calendar the agent books into.")
 
 
 # --- agents --------------------------------------------------------------------------------
@@ -282,8 +287,11 @@ class AgentUpdate(_Input):
     handoff: Handoff | None = None
     widget: Widget | None = None
     price_info: Annotated[Text, Field(max_length=2000)] | None = None
+    knowledge_base_ids: Annotated[list[Id], Field(max_length=20)] | None = None
+    calendar_id: Id | None = None
 
     _not_null = field_validator(
+        "knowledge_base_ids",
         "name",
         "kind",
         "language",

@@ -317,6 +317,8 @@ def definition_context(definition: s.AgentDefinition, client: Client) -> AgentCo
         out_of_hours_message=hours.out_of_hours_message,
         price_info=definition.price_info,
         handoff_keywords=tuple(definition.handoff.keywords),
+        knowledge_base_ids=tuple(definition.knowledge_base_ids),
+        calendar_id=definition.calendar_id,
     )
 
 

@@ -19,7 +19,6 @@ from demandly.agents import service as agents
 from demandly.agents.models import AgentVersion
 from demandly.config import Settings
 from demandly.conversations import service as conversations
-from demandly.conversations import tools as _builtin_tools  # noqa: F401  (registers them)
 from demandly.conversations.models import Conversation, ConversationStatus, Message, MessageRole
 from demandly.engine.prompt import system_prompt
 from demandly.engine.providers.base import (

@@ -9,6 +9,8 @@ asks for, a tool can only reach the rows of the conversation's client. A failing
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -56,6 +58,20 @@ def _spec(name: str, description: str, arguments: type[BaseModel]) -> ToolSpec:
 
 
 _tools: dict[str, Tool] = {}
+_discovered = False
+
+
+def autodiscover() -> None:
+    """Import every ``demandly.<domain>.tools`` module once, so each domain's tools are known
+    before the first turn (like ``jobs.registry.autodiscover`` does for tasks)."""
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    root = importlib.import_module("demandly")
+    for info in pkgutil.walk_packages(root.__path__, prefix="demandly."):
+        if info.name.rsplit(".", 1)[-1] == "tools" and info.name != __name__:
+            importlib.import_module(info.name)
 
 
 def tool(
@@ -78,20 +94,24 @@ def tool(
 
 
 def get_tool(name: str) -> Tool | None:
+    autodiscover()
     return _tools.get(name)
 
 
 def registered() -> list[str]:
+    autodiscover()
     return sorted(_tools)
 
 
 def specs_for(names: list[str] | tuple[str, ...]) -> tuple[ToolSpec, ...]:
     """The specs of the enabled tools that exist (unknown names are skipped)."""
+    autodiscover()
     return tuple(_tools[n].spec for n in names if n in _tools)
 
 
 async def run_tool(ctx: ToolContext, call: ToolCall, enabled: frozenset[str]) -> dict[str, Any]:
     """Run one call; every failure becomes an answer the model can read."""
+    autodiscover()
     found = _tools.get(call.name)
     if found is None or call.name not in enabled:
         return {"ok": False, "error": f"unknown tool {call.name!r}"}

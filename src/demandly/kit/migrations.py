@@ -29,10 +29,10 @@ def upgrade_to_head(url: str) -> None:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        command.upgrade(alembic_config(url), "head")
+        command.upgrade(alembic_config(url), "heads")
         return
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(command.upgrade, alembic_config(url), "head").result()
+        pool.submit(command.upgrade, alembic_config(url), "heads").result()
 
 
 def head_revisions() -> set[str]:

@@ -85,6 +85,8 @@ class AgentContext:
     out_of_hours_message: str | None = None
     price_info: str | None = None
     handoff_keywords: tuple[str, ...] = ()
+    knowledge_base_ids: tuple[str, ...] = ()
+    calendar_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Calendars, availability, appointments, ICS, reminders and the public booking page."""

@@ -1,0 +1,1 @@
+"""Integrations with the outside world: e-mail, webhooks, CRMs, SMS."""

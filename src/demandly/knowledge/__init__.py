@@ -1,0 +1,1 @@
+"""Knowledge bases: sources, extraction, chunking, full-text and dense indexes, search."""

@@ -1,0 +1,1 @@
+"""Contacts and leads: dedupe, qualification answers, scoring, forwarding."""

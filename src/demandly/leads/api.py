@@ -1,0 +1,5 @@
+"""REST endpoints of this domain."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["leads"])
