@@ -57,6 +57,16 @@ FALLBACK = {
 }
 
 
+def _needs_results(provider: LLMProvider, calls: list[ToolCall]) -> bool:
+    """A model that calls tools usually needs their results to go on. The offline engine
+    answers and calls tools in one go, except for the tools it names as needing a second
+    round (looking up availability or knowledge before it can answer)."""
+    if getattr(provider, "needs_tool_results", True):
+        return True
+    wanted: frozenset[str] = getattr(provider, "tools_needing_results", frozenset())
+    return any(call.name in wanted for call in calls)
+
+
 @dataclass(frozen=True)
 class EngineEvent:
     """What a channel shows: ``delta`` {text}, ``quick_replies`` {options}, ``message``
@@ -163,16 +173,13 @@ class TurnRunner:
             prepared = await self._prepare(session, conversation)
             await session.commit()
 
-        # A model that calls tools usually needs their results to go on; the offline engine
-        # answers and calls tools in one go.
-        needs_results = getattr(prepared.provider, "needs_tool_results", True)
         progressed = False
         for round_number in range(1, MAX_MODEL_ROUNDS + 1):
             outcome = _Outcome()
             async for event in self._stream(prepared, outcome):
                 yield event
             wants_more = (
-                needs_results
+                _needs_results(prepared.provider, outcome.tool_calls)
                 and outcome.finish == "tool_calls"
                 and bool(outcome.tool_calls)
                 and round_number < MAX_MODEL_ROUNDS

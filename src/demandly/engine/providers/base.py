@@ -117,6 +117,20 @@ class QuickReplies:
 
 
 @dataclass(frozen=True)
+class Source:
+    title: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where the answer being streamed comes from (knowledge citations); the widget shows them
+    as links under the message."""
+
+    items: tuple[Source, ...]
+
+
+@dataclass(frozen=True)
 class Usage:
     prompt_tokens: int
     completion_tokens: int
@@ -127,7 +141,7 @@ class Finished:
     reason: Literal["stop", "tool_calls", "length", "error"] = "stop"
 
 
-ProviderEvent = TextDelta | ToolCallEvent | QuickReplies | Usage | Finished
+ProviderEvent = TextDelta | ToolCallEvent | QuickReplies | Sources | Usage | Finished
 
 
 class LLMProvider(Protocol):
