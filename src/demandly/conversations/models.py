@@ -99,6 +99,8 @@ class Message(RecordModel, TenantMixin):
     tool_call_id: Mapped[str | None] = mapped_column(String(64), default=None)
     # Quick replies offered with an assistant message.
     quick_replies: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Knowledge the answer cites ([{"title", "url"}]), shown as links under it.
+    sources: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # The visitor's own id for a message they sent: a retry never stores it twice.
     client_message_id: Mapped[str | None] = mapped_column(String(64), default=None)
     author_user_id: Mapped[str | None] = mapped_column(

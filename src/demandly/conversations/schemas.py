@@ -18,6 +18,7 @@ class MessageOut(BaseModel):
     tool_calls: list[Any]
     tool_call_id: str | None
     quick_replies: list[Any]
+    sources: list[Any] = []
     author_user_id: str | None
     model: str | None
     prompt_tokens: int | None

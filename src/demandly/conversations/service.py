@@ -128,6 +128,7 @@ async def append(
         content=content,
         tool_calls=fields.pop("tool_calls", []),
         quick_replies=fields.pop("quick_replies", []),
+        sources=fields.pop("sources", []),
         **fields,
     )
     session.add(message)

@@ -29,6 +29,7 @@ from demandly.engine.providers.base import (
     LLMProvider,
     ProviderError,
     QuickReplies,
+    Sources,
     TextDelta,
     ToolCall,
     ToolCallEvent,
@@ -117,6 +118,7 @@ def message_view(message: Message) -> dict[str, Any]:
         "role": message.role,
         "content": message.content,
         "quick_replies": list(message.quick_replies or []),
+        "sources": list(message.sources or []),
         "created_at": message.created_at.isoformat(),
     }
 
@@ -262,6 +264,8 @@ class TurnRunner:
                     outcome.tool_calls.append(event.call)
                 elif isinstance(event, QuickReplies):
                     outcome.quick_replies = list(event.options)
+                elif isinstance(event, Sources):
+                    outcome.sources = [{"title": s.title, "url": s.url} for s in event.items]
                 elif isinstance(event, Usage):
                     outcome.usage = event
                 elif isinstance(event, Finished):
@@ -333,6 +337,7 @@ class TurnRunner:
             "".join(outcome.text) or None,
             tool_calls=[_call_json(c) for c in outcome.tool_calls],
             quick_replies=outcome.quick_replies,
+            sources=outcome.sources,
             model=outcome.model,
             prompt_tokens=outcome.usage.prompt_tokens if outcome.usage else None,
             completion_tokens=outcome.usage.completion_tokens if outcome.usage else None,
@@ -410,6 +415,7 @@ class _Outcome:
     text: list[str] = field(default_factory=list)
     tool_calls: list[ToolCall] = field(default_factory=list)
     quick_replies: list[str] = field(default_factory=list)
+    sources: list[dict[str, str | None]] = field(default_factory=list)
     usage: Usage | None = None
     finish: str = "stop"
     model: str | None = None

@@ -102,6 +102,7 @@ def _public(message_dict: dict) -> s.PublicMessage:  # type: ignore[type-arg]
     return s.PublicMessage(
         **{k: message_dict[k] for k in ("id", "seq", "role", "content", "created_at")},
         quick_replies=message_dict.get("quick_replies") or [],
+        sources=message_dict.get("sources") or [],
     )
 
 

@@ -29,12 +29,18 @@ class StartConversation(BaseModel):
     )
 
 
+class SourceLink(BaseModel):
+    title: str
+    url: str | None = None
+
+
 class PublicMessage(BaseModel):
     id: str
     seq: int
     role: Literal["user", "assistant", "human"]
     content: str | None
     quick_replies: list[str] = []
+    sources: list[SourceLink] = []
     created_at: str
 
 

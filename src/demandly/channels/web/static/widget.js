@@ -52,6 +52,7 @@
       team: "Team",
       typing: "{name} schreibt …",
       suggestions: "Antwortvorschläge",
+      sources: "Quellen",
       sending: "Wird gesendet …",
       reconnecting: "Keine Verbindung – der Chat geht weiter, sobald sie wieder steht.",
       handoff: "Ein Mitarbeiter übernimmt das Gespräch und antwortet Ihnen hier.",
@@ -79,6 +80,7 @@
       team: "Team",
       typing: "{name} is typing …",
       suggestions: "Suggested replies",
+      sources: "Sources",
       sending: "Sending …",
       reconnecting: "No connection – the chat carries on as soon as it is back.",
       handoff: "A member of the team is taking over and will answer you here.",
@@ -122,6 +124,7 @@ h2{margin:0;font-size:16px;font-weight:700;line-height:1.25}
 .me{align-self:flex-end;background:var(--p);color:var(--on-p);border-bottom-right-radius:5px}
 .who{display:block;font-size:11.5px;font-weight:700;color:var(--p-text);margin-bottom:2px}
 .msg a{color:inherit;text-decoration:underline}
+.src{display:block;margin-top:6px;font-size:13px;opacity:.85}
 .pending{opacity:.7}
 .state{display:block;font-size:11.5px;opacity:.85;margin-top:2px}
 .failed{background:#fdecea;color:#7a1d14}
@@ -864,6 +867,8 @@ textarea:focus-visible{outline-offset:0}
     lastSeq = Math.max(lastSeq, m.seq);
     const li = bubble(m.role, m.content);
     li.dataset.seq = String(m.seq);
+    const cited = sourceLinks(m.sources);
+    if (cited) li.appendChild(cited);
     let before = null;
     for (const child of ui.log.children) {
       const seq = child.dataset.seq;
@@ -880,6 +885,17 @@ textarea:focus-visible{outline-offset:0}
     }
     scrollDown(atEnd);
     renderQuick();
+  }
+
+  function sourceLinks(sources) {
+    if (!sources || !sources.length) return null;
+    const items = [];
+    for (const source of sources.slice(0, 5)) {
+      if (items.length) items.push(", ");
+      const safe = source.url && /^https?:\/\//.test(source.url);
+      items.push(safe ? el("a", { href: source.url, target: "_blank", rel: "noopener noreferrer", text: source.title || source.url }) : source.title);
+    }
+    return el("span", { class: "src" }, [T.sources + ": "].concat(items));
   }
 
   function pendingBubble(item) {
