@@ -176,10 +176,13 @@ class TurnRunner:
             await session.commit()
 
         progressed = False
+        cited: list[dict[str, str | None]] = []
         for round_number in range(1, MAX_MODEL_ROUNDS + 1):
             outcome = _Outcome()
             async for event in self._stream(prepared, outcome):
                 yield event
+            if outcome.text and not outcome.sources:
+                outcome.sources = cited
             wants_more = (
                 _needs_results(prepared.provider, outcome.tool_calls)
                 and outcome.finish == "tool_calls"
@@ -190,6 +193,7 @@ class TurnRunner:
                 scope, actor, prepared, outcome, final=not wants_more, progressed=progressed
             )
             progressed = progressed or result.progressed
+            cited = _merge_sources(cited, result.sources)
             for event in result.events:
                 yield event
             if not (wants_more and result.active):
@@ -306,8 +310,11 @@ class TurnRunner:
                 session, prepared.conversation.id, for_update=True
             )
             tools = ToolContext(session=session, conversation=conversation, agent=prepared.context)
+            sources: list[dict[str, str | None]] = []
             if outcome.text or outcome.tool_calls:
-                events += await self._store_answer(session, conversation, tools, prepared, outcome)
+                events += await self._store_answer(
+                    session, conversation, tools, prepared, outcome, sources
+                )
             kinds = {kind: data for kind, data in tools.signals}
             progressed = progressed or "lead_updated" in kinds
             if final:
@@ -318,6 +325,7 @@ class TurnRunner:
             await session.commit()
         return _Stored(
             events=events,
+            sources=sources,
             progressed=progressed,
             active=conversation.status == ConversationStatus.ACTIVE,
         )
@@ -329,7 +337,10 @@ class TurnRunner:
         tools: ToolContext,
         prepared: _Prepared,
         outcome: _Outcome,
+        sources: list[dict[str, str | None]],
     ) -> list[EngineEvent]:
+        """Store the answer and its tool results; ``sources`` collects what knowledge searches
+        found, so the answer a model gives from them cites them."""
         reply = await conversations.append(
             session,
             conversation,
@@ -345,6 +356,7 @@ class TurnRunner:
         )
         for call in outcome.tool_calls:
             result = await run_tool(tools, call, prepared.enabled_tools)
+            sources.extend(_cited_sources(result))
             await conversations.append(
                 session, conversation, MessageRole.TOOL, _json(result), tool_call_id=call.id
             )
@@ -406,6 +418,7 @@ _setups = TTLCache[str, _Setup](ttl_seconds=SETUP_CACHE_SECONDS, max_items=2000)
 @dataclass
 class _Stored:
     events: list[EngineEvent]
+    sources: list[dict[str, str | None]]
     progressed: bool
     active: bool
 
@@ -433,6 +446,34 @@ def _chat_message(message: Any) -> ChatMessage:
     )
     # A person's answer during a handoff reads to the model as the business speaking.
     return ChatMessage("assistant", message.content, tool_calls=calls)
+
+
+MAX_SOURCES = 5
+
+
+def _cited_sources(result: dict[str, Any]) -> list[dict[str, str | None]]:
+    """The title and URL of each passage a knowledge search returned."""
+    passages = result.get("passages") if result.get("ok") else None
+    if not isinstance(passages, list):
+        return []
+    return [
+        {"title": str(p.get("title") or ""), "url": p.get("url")}
+        for p in passages
+        if isinstance(p, dict) and (p.get("title") or p.get("url"))
+    ]
+
+
+def _merge_sources(
+    known: list[dict[str, str | None]], new: list[dict[str, str | None]]
+) -> list[dict[str, str | None]]:
+    merged = list(known)
+    seen = {(s["title"], s["url"]) for s in merged}
+    for source in new:
+        key = (source["title"], source["url"])
+        if key not in seen and len(merged) < MAX_SOURCES:
+            seen.add(key)
+            merged.append(source)
+    return merged
 
 
 def _call_json(call: ToolCall) -> dict[str, Any]:

@@ -34,7 +34,7 @@ class Asset:
     etag: str
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)
 def asset(name: str) -> Asset:
     body = (STATIC / name).read_bytes()
     digest = hashlib.sha256(body).hexdigest()[:20]
@@ -116,3 +116,47 @@ async def demo_page(request: Request) -> HTMLResponse:
     )
     page = asset("demo.html").body.decode().replace("{{EMBED}}", snippet)
     return HTMLResponse(page, headers=headers)
+
+
+# --- the practice's website, the demo knowledge base's source ------------------------------
+
+SITE_PAGES = (
+    "index.html",
+    "leistungen.html",
+    "angstpatienten.html",
+    "implantate.html",
+    "praxis.html",
+)
+
+
+def site_page_paths() -> list[tuple[str, Path]]:
+    """The demo website's pages as (URL path, file): what the demo knowledge base ingests."""
+    return [
+        (f"/demo/site/{'' if n == 'index.html' else n}", STATIC / "site" / n) for n in SITE_PAGES
+    ]
+
+
+@router.get("/demo/site/robots.txt")
+async def demo_site_robots(request: Request) -> Response:
+    base = str(request.base_url).rstrip("/")
+    body = f"User-agent: *\nDisallow: /demo/site/intern/\nSitemap: {base}/demo/site/sitemap.xml\n"
+    return Response(body, media_type="text/plain")
+
+
+@router.get("/demo/site/sitemap.xml")
+async def demo_site_sitemap(request: Request) -> Response:
+    base = html.escape(str(request.base_url).rstrip("/"))
+    urls = "".join(f"<url><loc>{base}{path}</loc></url>" for path, _ in site_page_paths())
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
+    )
+    return Response(body, media_type="application/xml")
+
+
+@router.get("/demo/site/")
+@router.get("/demo/site/{name}")
+async def demo_site_page(request: Request, name: str = "index.html") -> Response:
+    if name not in SITE_PAGES:
+        return HTMLResponse("<!doctype html><title>Nicht gefunden</title>", status_code=404)
+    return _asset_response(request, f"site/{name}", "text/html; charset=utf-8")
