@@ -234,6 +234,31 @@ class Widget(_Input):
     privacy_notice: Annotated[Text, Field(max_length=2000)] | None = None
 
 
+E164 = Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164, e.g. +4940123456")]
+
+
+class PhoneSettings(_Input):
+    """How a phone agent answers calls (issue: phone agents on Twilio)."""
+
+    voice_mode: Literal["gather", "realtime"] = Field(
+        "gather",
+        description="gather: Twilio speech recognition, one engine turn per utterance; "
+        "realtime: a Media Stream bridged to a realtime speech model.",
+    )
+    say_voice: ShortText | None = Field(None, description="Twilio <Say> voice (gather mode).")
+    realtime_voice: ShortText | None = Field(None, description="Voice of the realtime model.")
+    record_calls: bool = Field(
+        False, description="Record after the caller agreed (asked in the greeting)."
+    )
+    transfer_number: E164 | None = Field(None, description="Where transfer_call dials.")
+    transfer_caller_id: Literal["agent_number", "caller"] = "agent_number"
+    warm_transfer_sms: bool = Field(
+        False, description="Text the transfer target a summary before dialling."
+    )
+    silence_reprompts: int = Field(2, ge=0, le=5)
+    voicemail_message: Annotated[Text, Field(max_length=1000)] | None = None
+
+
 class AgentDefinition(_Input):
     """Everything an agent version holds besides its name and kind."""
 
@@ -258,6 +283,7 @@ class AgentDefinition(_Input):
         description="Knowledge bases of the same client the agent answers from.",
     )
     calendar_id: Id | None = Field(None, description="The client's calendar the agent books into.")
+    phone: PhoneSettings = Field(default_factory=PhoneSettings)
 
 
 # --- agents --------------------------------------------------------------------------------
@@ -270,7 +296,7 @@ class AgentCreate(AgentDefinition):
 
 
 class AgentUpdate(_Input):
-    """Only the fields sent change. Sections (``llm``, ``business_hours``, ``handoff``,
+    """Only the fields sent change. Sections (``llm``, ``business_hours``, ``handoff``, ``phone``,
     ``widget``) merge key by key; lists (``tools``, ``qualification``, ``faq``) are replaced."""
 
     name: Name | None = None
@@ -289,9 +315,11 @@ class AgentUpdate(_Input):
     price_info: Annotated[Text, Field(max_length=2000)] | None = None
     knowledge_base_ids: Annotated[list[Id], Field(max_length=20)] | None = None
     calendar_id: Id | None = None
+    phone: PhoneSettings | None = None
 
     _not_null = field_validator(
         "knowledge_base_ids",
+        "phone",
         "name",
         "kind",
         "language",
