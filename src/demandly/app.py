@@ -19,6 +19,9 @@ from demandly.audit.api import router as audit_router
 from demandly.auth.api import router as auth_router
 from demandly.auth.passwords import configure_hasher
 from demandly.booking.api import router as booking_router
+from demandly.channels.phone.api import router as phone_router
+from demandly.channels.phone.media import router as phone_media_router
+from demandly.channels.phone.webhooks import router as twilio_webhooks_router
 from demandly.channels.web.api import configure_rate_limits
 from demandly.channels.web.api import router as public_chat_router
 from demandly.channels.web.pages import router as web_pages_router
@@ -117,10 +120,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         knowledge_router,
         leads_router,
         booking_router,
+        phone_router,
         public_chat_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(web_pages_router)  # /widget.js and /demo: outside the API prefix
+    app.include_router(twilio_webhooks_router)  # /twilio/...: what Twilio calls
+    app.include_router(phone_media_router)  # WS /twilio/media-stream
     _add_health_routes(app, db)
 
     # Outermost first: request id wraps everything, so even a 413 carries it.

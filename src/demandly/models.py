@@ -7,6 +7,7 @@ from demandly.audit import service as _audit_hooks  # noqa: F401
 from demandly.audit.models import AuditEvent, AuditHead
 from demandly.auth.models import ApiKey, LoginSession, LoginThrottle, RecoveryCode
 from demandly.booking import models as _booking_models  # noqa: F401
+from demandly.channels.phone import models as _phone_models  # noqa: F401
 from demandly.conversations.models import Conversation, Message
 from demandly.jobs.models import DomainEvent, Job
 from demandly.kit.db import Base

@@ -1,0 +1,5 @@
+"""Phone channel routes (api)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["phone"])

@@ -1,0 +1,1 @@
+"""Tables of the phone channel (filled in as it grows)."""

@@ -1,0 +1,5 @@
+"""Phone channel routes (webhooks)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["phone"])
