@@ -8,8 +8,10 @@ tenants, so they never depend on each other's rows; ``fresh_db`` gives a test it
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -132,11 +134,45 @@ def start_server(settings: Settings, log_path: Path, **env: str) -> LiveServer:
     )
 
 
+class _TwilioRefusingEveryone(BaseHTTPRequestHandler):
+    """Twilio's answer to credentials it does not know (what generated input sends)."""
+
+    def _refuse(self) -> None:
+        body = b'{"code": 20003, "message": "Authenticate", "status": 401}'
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_DELETE = _refuse
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def twilio_refusing_everyone() -> Iterator[str]:
+    """A local stand-in for Twilio's REST API that accepts no credentials, so a live server
+    never reaches out to the internet."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TwilioRefusingEveryone)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
 @pytest.fixture(scope="session")
 def live_server(
-    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory, twilio_refusing_everyone: str
 ) -> Iterator[LiveServer]:
-    server = start_server(settings, tmp_path_factory.mktemp("server") / "server.log")
+    server = start_server(
+        settings,
+        tmp_path_factory.mktemp("server") / "server.log",
+        DEMANDLY_TWILIO_API_BASE_URL=twilio_refusing_everyone,
+        # Jobs are the tests' to run: a worker here would take other tests' queued jobs.
+        DEMANDLY_WORKER_IN_PROCESS="false",
+    )
     yield server
     server.stop()
 

@@ -1,7 +1,7 @@
 """message sources (knowledge citations shown under an answer)
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-12-02 10:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0003"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

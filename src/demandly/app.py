@@ -19,6 +19,7 @@ from demandly.audit.api import router as audit_router
 from demandly.auth.api import router as auth_router
 from demandly.auth.passwords import configure_hasher
 from demandly.booking.api import router as booking_router
+from demandly.booking.pages import router as booking_pages_router
 from demandly.channels.phone.api import router as phone_router
 from demandly.channels.phone.media import router as phone_media_router
 from demandly.channels.phone.webhooks import router as twilio_webhooks_router
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(web_pages_router)  # /widget.js and /demo: outside the API prefix
+    app.include_router(booking_pages_router)  # /book/...: public booking and manage pages
     app.include_router(twilio_webhooks_router)  # /twilio/...: what Twilio calls
     app.include_router(phone_media_router)  # WS /twilio/media-stream
     _add_health_routes(app, db)

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from demandly import demo_content
 from demandly.agents import schemas as agent_schemas
 from demandly.agents import service as agent_service
 from demandly.agents.models import Agent, AgentStatus
@@ -105,8 +106,20 @@ async def _seed(db: Database, base_url: str = DEFAULT_BASE_URL) -> None:
             await service.add_membership(
                 session, users["client_admin"].id, Role.CLIENT_ADMIN, agency.id, practice.id
             )
-        await _demo_agent(session, agency, base_url)
+        practice = await _practice(session, agency)
+        if practice is not None:
+            await _demo_content(session, practice, base_url)
         await session.commit()
+    if practice is not None:
+        await demo_content.ingest_waiting_sources(db, practice)
+
+
+async def _demo_content(session: AsyncSession, practice: Client, base_url: str) -> None:
+    """The practice's calendar, knowledge base, lead e-mails and its agent Lena using them."""
+    calendar = await demo_content.demo_calendar(session, practice)
+    kb_id = await demo_content.demo_knowledge_base(session, practice, base_url)
+    await demo_content.demo_lead_notifications(session, practice, DEMO_LOGINS[2].email)
+    await _demo_agent(session, practice, base_url, kb_id, calendar.id)
 
 
 async def _practice(session: AsyncSession, agency: Agency) -> Client | None:
@@ -114,17 +127,22 @@ async def _practice(session: AsyncSession, agency: Agency) -> Client | None:
     return (await session.execute(statement)).scalars().first()
 
 
-async def _demo_agent(session: AsyncSession, agency: Agency, base_url: str) -> None:
+async def _demo_agent(
+    session: AsyncSession, practice: Client, base_url: str, kb_id: str, calendar_id: str
+) -> None:
     """Lena, the practice's published chat agent on the offline engine; made only when the
     practice has no chat agent yet (an agent edited in the dashboard is left alone)."""
-    practice = await _practice(session, agency)
-    if practice is None:
-        return
     existing = AgentRepository(session).agents(client_id=practice.id, kind="chat")
     if (await session.execute(existing)).scalars().first() is not None:
         return
     data = agent_schemas.AgentCreate.model_validate(
-        {**DEMO_AGENT, "client_id": practice.id, "widget": _demo_widget(base_url)}
+        {
+            **DEMO_AGENT,
+            "client_id": practice.id,
+            "widget": _demo_widget(base_url),
+            "knowledge_base_ids": [kb_id],
+            "calendar_id": calendar_id,
+        }
     )
     agent = await agent_service.create_agent(session, practice, data)
     await agent_service.publish(session, agent)
@@ -255,7 +273,16 @@ DEMO_AGENT: dict[str, object] = {
         "ist kostenlos; einen Kostenvoranschlag erstellen wir nach der Untersuchung."
     ),
     "handoff": {"keywords": ["Notfall", "Mitarbeiter sprechen"]},
-    "tools": ["save_lead_details", "request_handoff", "end_conversation"],
+    "tools": [
+        "save_lead_details",
+        "request_handoff",
+        "end_conversation",
+        "search_knowledge",
+        "check_availability",
+        "book_appointment",
+        "reschedule_appointment",
+        "cancel_appointment",
+    ],
 }
 
 

@@ -25,11 +25,34 @@ class Settings(BaseSettings):
     llm_api_key: str | None = Field(default=None)
     llm_model: str = "gpt-4o-mini"
     smtp_url: str | None = None
+    smtp_from: str = "noreply@localhost"
     redis_url: str | None = None
+    # Realtime voice (phone agents in realtime mode): the OpenAI-Realtime-protocol WebSocket
+    # endpoint (e.g. wss://api.openai.com/v1) and model, used when the agent's provider
+    # connection names none; the key is the LLM key.
+    realtime_url: str | None = None
+    realtime_model: str = "gpt-realtime"
+    # Phone (Twilio): the REST API's base URL (tests point it at a local server speaking
+    # Twilio's protocol), how long <Gather> waits for speech to start, the dialer's pace.
+    twilio_api_base_url: str | None = None
+    phone_gather_timeout_seconds: int = 5
+    phone_dialer_batch: int = 20
     # The DNS server that checks custom-domain TXT records ("host:port"); system resolver if unset.
     dns_nameserver: str | None = None
+    # Knowledge fetching: CIDRs exempt from the SSRF guard (comma-separated; tests allow
+    # 127.0.0.0/8), per-response size cap, whole-fetch timeout; upload size cap.
+    fetch_allowed_networks: str = ""
+    fetch_max_bytes: int = 10_000_000
+    fetch_timeout_seconds: float = 15.0
+    upload_max_bytes: int = 20_000_000
+    # Optional dense retrieval: an OpenAI-compatible /v1/embeddings endpoint (off when unset).
+    embeddings_base_url: str | None = None
+    embeddings_api_key: str | None = None
+    embeddings_model: str = "text-embedding-3-small"
 
     conversation_idle_minutes: int = 30
+    # Booking reminders before an appointment (minutes, comma-separated); calendars may override.
+    reminder_offsets_minutes: str = "1440,60"
     # Public chat limits (per minute; bursts of a third of it, at least 10).
     public_conversations_per_ip: int = 10
     public_messages_per_ip: int = 120

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
@@ -18,6 +19,8 @@ from demandly.engine.providers.base import (
     OpeningRange,
     QualificationField,
     QuickReplies,
+    Source,
+    Sources,
     TextDelta,
     ToolCall,
     ToolCallEvent,
@@ -26,6 +29,9 @@ from demandly.engine.providers.base import (
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ALL_TOOLS = ("save_lead_details", "request_handoff", "end_conversation")
+# What a tool answers in a dialogue: by default {"ok": true}; tests of lookups (knowledge,
+# booking) give a function that answers like the real tool would.
+ToolResults = Callable[[ToolCall], dict[str, Any]]
 
 
 def tools(*names: str) -> tuple[ToolSpec, ...]:
@@ -93,17 +99,31 @@ def practice(language: str = "de", **overrides: Any) -> AgentContext:
 class Turn:
     text: str
     chunks: int
-    calls: list[ToolCall]
+    calls: list[ToolCall]  # every call of the turn, lookups included
     quick_replies: tuple[str, ...]
     finish: str
+    sources: tuple[Source, ...] = ()
+    rounds: int = 1  # provider calls that produced the turn (lookups need one more each)
 
     def call(self, name: str) -> ToolCall | None:
         return next((c for c in self.calls if c.name == name), None)
 
     @property
     def saved(self) -> dict[str, Any]:
-        call = self.call("save_lead_details")
-        return dict(call.arguments["fields"]) if call else {}
+        result: dict[str, Any] = {}
+        for call in self.calls:
+            if call.name == "save_lead_details":
+                result.update(call.arguments["fields"])
+        return result
+
+
+@dataclass
+class _Round:
+    parts: list[str] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
+    quick: tuple[str, ...] = ()
+    sources: tuple[Source, ...] = ()
+    finish: str = ""
 
 
 @dataclass
@@ -113,6 +133,7 @@ class Dialogue:
     offered: tuple[str, ...] = ALL_TOOLS
     messages: list[ChatMessage] = field(default_factory=list)
     turns: list[Turn] = field(default_factory=list)
+    results: ToolResults | None = None
 
     @property
     def engine(self) -> OfflineEngine:
@@ -123,29 +144,45 @@ class Dialogue:
             messages=tuple(self.messages), tools=tools(*self.offered), context=self.context
         )
 
-    async def run(self) -> Turn:
-        parts: list[str] = []
-        calls: list[ToolCall] = []
-        quick: tuple[str, ...] = ()
-        finish = ""
+    async def _round(self) -> _Round:
+        got = _Round()
         async for event in self.engine.stream(self.request()):
             if isinstance(event, TextDelta):
-                parts.append(event.text)
+                got.parts.append(event.text)
             elif isinstance(event, ToolCallEvent):
-                calls.append(event.call)
+                got.calls.append(event.call)
             elif isinstance(event, QuickReplies):
-                quick = event.options
+                got.quick = event.options
+            elif isinstance(event, Sources):
+                got.sources = event.items
             elif isinstance(event, Finished):
-                finish = event.reason
-        turn = Turn("".join(parts), len(parts), calls, quick, finish)
-        self.messages.append(
-            ChatMessage(role="assistant", content=turn.text, tool_calls=tuple(calls))
-        )
-        for call in calls:
+                got.finish = event.reason
+        return got
+
+    async def run(self) -> Turn:
+        """One turn as the turn loop runs it: store the answer, run its tools, and call the
+        engine again while it waits for the result of a lookup (at most four rounds)."""
+        calls: list[ToolCall] = []
+        needing = OfflineEngine.tools_needing_results
+        rounds = 0
+        while True:
+            rounds += 1
+            got = await self._round()
+            text = "".join(got.parts)
             self.messages.append(
-                ChatMessage(role="tool", content=json.dumps({"ok": True}), tool_call_id=call.id)
+                ChatMessage(role="assistant", content=text or None, tool_calls=tuple(got.calls))
             )
-        if calls:
+            for call in got.calls:
+                result = self.results(call) if self.results else {"ok": True}
+                self.messages.append(
+                    ChatMessage(role="tool", content=json.dumps(result), tool_call_id=call.id)
+                )
+            calls += got.calls
+            if rounds == 4 or not any(c.name in needing for c in got.calls):
+                break
+            assert not got.parts, "a lookup goes out without text"
+        turn = Turn(text, len(got.parts), calls, got.quick, got.finish, got.sources, rounds)
+        if got.calls:
             # The turn loop calls the provider again after tool results: nothing more to say.
             after = [event async for event in self.engine.stream(self.request())]
             assert after == [Finished(reason="stop")]

@@ -4,6 +4,7 @@ system scope on purpose."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -11,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from demandly.agents.models import Agent, AgentStatus, AgentVersion, ProviderConnection
+from demandly.booking.models import Calendar
+from demandly.knowledge.models import KnowledgeBase
 from demandly.tenancy.models import Agency, Client, Status
 
 
@@ -105,6 +108,24 @@ class AgentRepository:
     ) -> ProviderConnection | None:
         statement = self.connections(agency_id).where(ProviderConnection.id == connection_id)
         return await self._one(statement.execution_options(populate_existing=True))
+
+    # --- what a definition refers to (rows of the agent's own client only)
+
+    async def knowledge_base_ids(self, client_id: str, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        rows = await self.session.execute(
+            select(KnowledgeBase.id).where(
+                KnowledgeBase.client_id == client_id, KnowledgeBase.id.in_(list(ids))
+            )
+        )
+        return set(rows.scalars())
+
+    async def has_calendar(self, client_id: str, calendar_id: str) -> bool:
+        statement = select(Calendar.id).where(
+            Calendar.client_id == client_id, Calendar.id == calendar_id
+        )
+        return await self._one(statement) is not None
 
 
 def _connection_id(definition: dict[str, Any]) -> str | None:

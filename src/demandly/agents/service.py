@@ -135,6 +135,7 @@ async def create_agent(session: AsyncSession, client: Client, data: s.AgentCreat
     stored = check_definition(definition)
     if definition.llm.connection_id is not None:
         await check_connection(session, client.agency_id, definition.llm.connection_id)
+    await check_references(session, client.id, definition)
     agent = Agent(
         agency_id=client.agency_id,
         client_id=client.id,
@@ -174,10 +175,39 @@ async def update_agent(session: AsyncSession, agent: Agent, data: s.AgentUpdate)
         new_connection = definition.llm.connection_id
         if new_connection is not None and new_connection != _connection_of(agent.definition):
             await check_connection(session, agent.agency_id, new_connection)
+        await check_references(session, agent.client_id, definition)
         if stored != agent.definition:
             agent.definition = stored
     await session.flush()
     return await get_agent(session, agent.id)
+
+
+async def check_references(
+    session: AsyncSession, client_id: str, definition: s.AgentDefinition
+) -> None:
+    """Knowledge bases and the calendar must be the agent's own client's: anything else, even
+    a row the caller may see in another client, is "not found"."""
+    repo = AgentRepository(session)
+    wanted = definition.knowledge_base_ids
+    found = await repo.knowledge_base_ids(client_id, wanted)
+    for index, kb_id in enumerate(wanted):
+        if kb_id not in found:
+            raise NotFound(
+                "Knowledge base not found.",
+                details=[
+                    {
+                        "field": f"knowledge_base_ids.{index}",
+                        "message": "not a knowledge base of the agent's client",
+                    }
+                ],
+            )
+    if definition.calendar_id is not None and not await repo.has_calendar(
+        client_id, definition.calendar_id
+    ):
+        raise NotFound(
+            "Calendar not found.",
+            details=[{"field": "calendar_id", "message": "not a calendar of the agent's client"}],
+        )
 
 
 def _connection_of(definition: dict[str, Any]) -> str | None:
@@ -210,6 +240,13 @@ async def publish(session: AsyncSession, agent: Agent) -> Agent:
             raise ValidationFailed(
                 "llm.connection_id", "The agent's provider connection no longer exists."
             )
+    try:
+        await check_references(session, agent.client_id, definition)
+    except NotFound as exc:
+        raise ValidationFailed(
+            exc.details[0]["field"] if exc.details else "definition",
+            f"{exc.message} It was deleted after it was chosen; pick another one.",
+        ) from None
     version = AgentVersion(
         agency_id=agent.agency_id,
         client_id=agent.client_id,

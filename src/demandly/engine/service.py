@@ -49,6 +49,11 @@ log = get_logger(__name__)
 MAX_MODEL_ROUNDS = 4
 # The model sees at most this many of the latest messages.
 HISTORY_LIMIT = 60
+# Tools whose success moves a conversation on (the "handoff after N turns without progress"
+# rule), besides captured lead details.
+PROGRESS_TOOLS = frozenset(
+    {"check_availability", "book_appointment", "reschedule_appointment", "cancel_appointment"}
+)
 BUILT_IN_TOOLS = frozenset({"save_lead_details", "request_handoff", "end_conversation"})
 FALLBACK = {
     "de": "Entschuldigung, ich habe gerade technische Schwierigkeiten. Ihre Angaben sind "
@@ -316,7 +321,7 @@ class TurnRunner:
                     session, conversation, tools, prepared, outcome, sources
                 )
             kinds = {kind: data for kind, data in tools.signals}
-            progressed = progressed or "lead_updated" in kinds
+            progressed = progressed or "lead_updated" in kinds or "progress" in kinds
             if final:
                 events += await self._count_progress(
                     session, conversation, prepared, progressed, kinds
@@ -357,6 +362,8 @@ class TurnRunner:
         for call in outcome.tool_calls:
             result = await run_tool(tools, call, prepared.enabled_tools)
             sources.extend(_cited_sources(result))
+            if result.get("ok") and call.name in PROGRESS_TOOLS:
+                tools.signal("progress", tool=call.name)
             await conversations.append(
                 session, conversation, MessageRole.TOOL, _json(result), tool_call_id=call.id
             )

@@ -1,5 +1,167 @@
-"""Phone channel routes (media)."""
+"""``WS /twilio/media-stream``: where Twilio connects a realtime-mode call (``<Connect><Stream>``).
 
-from fastapi import APIRouter
+Twilio's WebSocket carries no credentials of its own, and query strings on the stream URL are
+not passed on; what identifies the call are the ``<Parameter>``s of the TwiML, which arrive
+in the ``start`` message. So the route accepts, reads ``connected`` and ``start``, and only
+then decides: the ``call_id`` must name a call waiting for its stream, and ``token`` must be
+the signature this server put into that call's TwiML. Anything else is closed with 1008
+(policy violation) before a model is ever connected.
+"""
 
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import time
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from demandly.agents.models import AgentVersion
+from demandly.auth.dependencies import get_database
+
+# Module imports: the call service imports this module (stream_token), and the bridge imports
+# the call service; attributes are read at run time, so any import order works.
+from demandly.channels.phone import bridge, realtime
+from demandly.channels.phone import service as phone
+from demandly.config import Settings
+from demandly.kit.crypto import get_keyring
+from demandly.kit.db import Database
+from demandly.kit.logging import get_logger
+
+log = get_logger(__name__)
 router = APIRouter(tags=["phone"])
+
+WS_POLICY_VIOLATION = 1008
+WS_TRY_AGAIN_LATER = 1013
+TOKEN_PURPOSE = "twilio-media-stream"
+TOKEN_TTL_SECONDS = 3600
+# Twilio sends ``connected`` and ``start`` right after the handshake.
+START_TIMEOUT_SECONDS = 10.0
+MAX_MESSAGE_CHARS = 64_000
+
+# Calls whose stream is open in this process (a stream is pinned to the process that took it).
+_open_calls: set[str] = set()
+
+
+def stream_token(call_id: str, *, now: float | None = None) -> str:
+    """The ``token`` parameter for a call's ``<Stream>``: ``{expires}.{signature}``, an HMAC
+    under the keyring over the call id and the expiry."""
+    expires = int(now if now is not None else time.time()) + TOKEN_TTL_SECONDS
+    return f"{expires}.{_signature(call_id, expires)}"
+
+
+def token_valid(token: str, call_id: str, *, now: float | None = None) -> bool:
+    expires_text, _, signature = token.partition(".")
+    if not expires_text.isdigit() or len(token) > 100:
+        return False
+    expires = int(expires_text)
+    if expires < (now if now is not None else time.time()):
+        return False
+    return hmac.compare_digest(signature, _signature(call_id, expires))
+
+
+def _signature(call_id: str, expires: int) -> str:
+    return get_keyring().mac(f"{call_id}|{expires}", TOKEN_PURPOSE)[:32]
+
+
+class _TwilioSocket:
+    """The route's WebSocket as the bridge's ``CallerSocket``. Once Twilio has gone, sends
+    are dropped: the call ends through ``receive`` returning None, not through an error on
+    the model's side of the bridge."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._websocket = websocket
+        self._gone = False
+
+    async def receive(self) -> str | None:
+        try:
+            message = await self._websocket.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            message = {"type": "websocket.disconnect"}
+        if message["type"] == "websocket.disconnect":
+            self._gone = True
+            return None
+        text = message.get("text")
+        return text if isinstance(text, str) and len(text) <= MAX_MESSAGE_CHARS else ""
+
+    async def send(self, message: str) -> None:
+        if self._gone:
+            return
+        try:
+            await self._websocket.send_text(message)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self._gone = True
+
+    async def close(self, code: int = 1000) -> None:
+        if self._websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await self._websocket.close(code=code)
+
+
+@router.websocket("/twilio/media-stream")
+async def media_stream(websocket: WebSocket) -> None:
+    """A Twilio Media Stream (bidirectional), bridged to the agent's realtime model."""
+    await websocket.accept()
+    caller = _TwilioSocket(websocket)
+    db: Database = get_database(websocket)  # type: ignore[arg-type]
+    settings: Settings = websocket.app.state.settings
+    try:
+        async with asyncio.timeout(START_TIMEOUT_SECONDS):
+            started = await _wait_for_start(caller)
+    except TimeoutError:
+        started = None
+    media = await _admit(db, started)
+    if started is None or media is None or media.call_id in _open_calls:
+        await caller.close(WS_POLICY_VIOLATION)
+        return
+    _open_calls.add(media.call_id)
+    try:
+        await _bridge(db, settings, media, caller, started)
+    finally:
+        _open_calls.discard(media.call_id)
+
+
+async def _wait_for_start(caller: _TwilioSocket) -> bridge.Started | None:
+    """Skip ``connected``; the first ``start`` decides. Anything else first is refused."""
+    while True:
+        raw = await caller.receive()
+        if raw is None:
+            return None
+        if bridge.TwilioFrames.event_of(raw) == "connected":
+            continue
+        frame = bridge.TwilioFrames.parse(raw)
+        return frame if isinstance(frame, bridge.Started) else None
+
+
+async def _admit(db: Database, started: bridge.Started | None) -> phone.MediaCall | None:
+    if started is None:
+        return None
+    call_id = started.parameters.get("call_id", "")[:40]
+    token = started.parameters.get("token", "")
+    if not call_id or not token_valid(token, call_id):
+        return None
+    return await phone.media_call(db, call_id, started.call_sid or None)
+
+
+async def _bridge(
+    db: Database,
+    settings: Settings,
+    media: phone.MediaCall,
+    caller: _TwilioSocket,
+    started: bridge.Started,
+) -> None:
+    try:
+        async with db.session(media.scope) as session:
+            version = await session.get(AgentVersion, media.agent_version_id)
+            if version is None:
+                raise LookupError("agent version gone")
+            endpoint = await realtime.endpoint_for(session, settings, version)
+        model = await realtime.connect(endpoint)
+    except Exception as exc:  # the caller is told nothing by a 500; the stream just ends
+        log.warning("realtime_connect_failed", call_id=media.call_id, error_type=type(exc).__name__)
+        await caller.close(WS_TRY_AGAIN_LATER)
+        await phone.end_media_call(db, settings, media, "model_unavailable", True)
+        return
+    await bridge.Bridge(db, settings, media, caller, model, started.stream_sid).run()

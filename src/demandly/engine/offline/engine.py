@@ -10,18 +10,21 @@ Per visitor message it answers (FAQ, opening hours, prices, thanks, goodbye, a r
 person, or "I don't know that yet, I'll pass it on"), captures and validates qualification
 values, and then steers back to the next missing required field. Time only enters through the
 injectable clock, so the same history always gives the same reply.
+
+Two things need a look-up first: answers from the agent's knowledge (``search_knowledge``,
+sentence choice in knowledge.py) and the booking dialogue (booking.py). Such a call goes out
+alone (``Reply.lookup``, no text); the turn loop runs it and calls ``stream`` again with the
+result as the last message, and the replay finishes the reply from that result.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from demandly.engine.offline import texts
+from demandly.engine.offline import booking, knowledge, texts
 from demandly.engine.offline.extract import (
     Extraction,
     Invalid,
@@ -40,9 +43,9 @@ from demandly.engine.offline.hours import (
 )
 from demandly.engine.offline.intents import Intents, detect
 from demandly.engine.offline.language import STOP_WORDS, phrases, words
+from demandly.engine.offline.state import Continuation, DialogueState, Prompt, Reply, Turn
 from demandly.engine.offline.texts import ask_field, field_phrase, label_of, lower_first, say
 from demandly.engine.providers.base import (
-    AgentContext,
     ChatMessage,
     CompletionRequest,
     FaqPair,
@@ -50,6 +53,7 @@ from demandly.engine.providers.base import (
     ProviderEvent,
     QualificationField,
     QuickReplies,
+    Sources,
     TextDelta,
     ToolCall,
     ToolCallEvent,
@@ -58,6 +62,9 @@ from demandly.engine.providers.base import (
 SAVE_LEAD = "save_lead_details"
 REQUEST_HANDOFF = "request_handoff"
 END_CONVERSATION = "end_conversation"
+SEARCH_KNOWLEDGE = "search_knowledge"
+_BOOKING_PROMPTS = frozenset({"booking_when", "slots", "confirm", "confirm_cancel"})
+_MAX_QUERY = 300
 
 # Reasons as the rest of the platform records them (end_reason is a short code).
 HANDOFF_ASKED = "visitor asked for a person"
@@ -73,67 +80,6 @@ _CONCERN_WORDS = phrases(
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Prompt:
-    """What the engine last asked the visitor for."""
-
-    kind: Literal["field", "optional", "anything_else", "open"]
-    key: str | None = None
-
-
-@dataclass
-class DialogueState:
-    values: dict[str, Any] = field(default_factory=dict)
-    greeted: bool = False
-    prompt: Prompt | None = None
-    form_started: bool = False
-    summary_given: bool = False
-    offered: set[str] = field(default_factory=set)
-    declined: set[str] = field(default_factory=set)
-    misunderstood: int = 0
-    turn: int = 0
-
-    @property
-    def pending(self) -> str | None:
-        if self.prompt and self.prompt.kind in ("field", "optional"):
-            return self.prompt.key
-        return None
-
-
-@dataclass
-class Reply:
-    parts: list[str] = field(default_factory=list)
-    quick_replies: tuple[str, ...] = ()
-    saves: dict[str, Any] = field(default_factory=dict)
-    handoff: str | None = None
-    end: str | None = None
-
-    @property
-    def text(self) -> str:
-        return re.sub(r"\s+", " ", " ".join(p.strip() for p in self.parts if p.strip())).strip()
-
-
-@dataclass
-class _Turn:
-    """Everything one step needs besides the state."""
-
-    context: AgentContext
-    lang: str
-    tools: frozenset[str]
-    now: datetime
-
-    @property
-    def required(self) -> list[QualificationField]:
-        return [f for f in self.context.qualification if f.required]
-
-    @property
-    def optional(self) -> list[QualificationField]:
-        return [f for f in self.context.qualification if not f.required]
-
-    def field(self, key: str | None) -> QualificationField | None:
-        return next((f for f in self.context.qualification if f.key == key), None)
-
-
 class OfflineEngine:
     """The default provider when no LLM is configured; deterministic, German and English.
 
@@ -142,44 +88,52 @@ class OfflineEngine:
     """
 
     name = "offline"
-    # Its tool calls come with the finished answer: no second round with their results.
+    # Its tool calls come with the finished answer: no second round with their results ...
     needs_tool_results = False
+    # ... except for these: it looks something up, and answers once the result is in.
+    tools_needing_results = frozenset({SEARCH_KNOWLEDGE, *booking.LOOKUPS})
 
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock = clock
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[ProviderEvent]:
-        reply, turn = self._respond(request)
+        reply, call_prefix = self._respond(request)
         if reply is None:
             yield Finished(reason="stop")
             return
-        for chunk in _chunks(reply.text):
-            yield TextDelta(text=chunk)
-        if reply.quick_replies:
-            yield QuickReplies(options=reply.quick_replies)
-        calls = _tool_calls(reply, request, turn)
+        if reply.lookup is None:  # a lookup goes out alone; the answer follows its result
+            for chunk in _chunks(reply.text):
+                yield TextDelta(text=chunk)
+            if reply.quick_replies:
+                yield QuickReplies(options=reply.quick_replies)
+            if reply.sources:
+                yield Sources(items=reply.sources)
+        calls = _tool_calls(reply, request, call_prefix)
         for call in calls:
             yield ToolCallEvent(call=call)
         yield Finished(reason="tool_calls" if calls else "stop")
 
-    def _respond(self, request: CompletionRequest) -> tuple[Reply | None, int]:
-        """The reply to the conversation's last visitor message (or the greeting), or None when
-        that message was already answered (a call after the tool results)."""
+    def _respond(self, request: CompletionRequest) -> tuple[Reply | None, str]:
+        """The reply to the conversation's last visitor message (or the greeting, or the rest
+        of a reply that waited for a looked-up result), or None when that was already given
+        (a call after the tool results); and the prefix for its tool call ids."""
         context = request.context
-        turn = _Turn(
+        tools = frozenset(t.name for t in request.tools)
+        booking_only: frozenset[str] = frozenset()
+        if booking.can_book(tools):
+            context, booking_only = booking.with_contact_fields(context)
+        turn = Turn(
             context=context,
             lang=texts.language_of(context.language),
-            tools=frozenset(t.name for t in request.tools),
+            tools=tools,
             now=local_now(self._clock, context),
+            booking_only=booking_only,
         )
         messages = [m for m in request.messages if m.role != "system"]
-        users = [i for i, m in enumerate(messages) if m.role == "user"]
         if not messages:
-            state = DialogueState()
-            return _greeting_turn(turn, state), 0
-        if messages[-1].role != "user":
-            return None, len(users)
-        return _replay(turn, messages, users[-1]), len(users)
+            return _greeting_turn(turn, DialogueState()), "offline_0"
+        reply, users, rounds = _replay(turn, messages)
+        return reply, f"offline_{users}" if rounds == 0 else f"offline_{users}_{rounds}"
 
 
 # --- replaying the history --------------------------------------------------------------------
@@ -204,31 +158,86 @@ def _saved_fields(call: ToolCall) -> dict[str, Any]:
     return dict(fields) if isinstance(fields, dict) else {}
 
 
-def _replay(turn: _Turn, messages: list[ChatMessage], last_user: int) -> Reply:
+def _result(content: str | None) -> dict[str, Any]:
+    try:
+        result = json.loads(content or "")
+    except (TypeError, ValueError):
+        return {"ok": False, "error": "unreadable result"}
+    return result if isinstance(result, dict) else {"ok": False, "error": "unexpected result"}
+
+
+def _replay(turn: Turn, messages: list[ChatMessage]) -> tuple[Reply | None, int, int]:
+    """Replay the visitor's messages and the results the engine waited for; the reply still
+    to give (None when the last one was given), the number of visitor messages, and how many
+    results that reply has taken in."""
     failed = _failed_calls(messages)
     saving = SAVE_LEAD in turn.tools
     state = DialogueState()
     saved: dict[str, Any] = {}
-    reply = Reply()
-    for index, message in enumerate(messages):
+    calls: dict[str, ToolCall] = {}
+    reply: Reply | None = None
+    unanswered = False
+    users = rounds = 0
+    for message in messages:
         if message.role == "assistant":
             if message.content and not state.greeted and state.turn == 0:
                 _replay_greeting(turn, state, message.content)
             state.greeted = state.greeted or bool(message.content)
             for call in message.tool_calls:
+                calls[call.id] = call
                 if call.name == SAVE_LEAD and call.id not in failed:
                     saved.update(_saved_fields(call))
+            unanswered = False
         elif message.role == "user":
+            users, rounds = users + 1, 0
             if saving:
                 state.values = dict(saved)
             reply = _step(turn, state, message.content or "")
             state.greeted = True
-            if index == last_user:
-                break
+            unanswered = True
+        elif message.role == "tool":
+            call = calls.get(message.tool_call_id or "")
+            if reply is not None and call is not None and _awaited(reply, call):
+                reply = _after_lookup(turn, state, reply, call.name, _result(message.content))
+                rounds += 1
+                unanswered = True
+    return (reply if unanswered else None), users, rounds
+
+
+def _awaited(reply: Reply, call: ToolCall) -> bool:
+    return reply.lookup is not None and reply.lookup[0] == call.name
+
+
+def _after_lookup(
+    turn: Turn, state: DialogueState, reply: Reply, name: str, result: dict[str, Any]
+) -> Reply:
+    """Go on with a reply whose lookup result is in (its saves went out with the lookup)."""
+    reply.lookup = None
+    reply.saves = {}
+    if name == SEARCH_KNOWLEDGE:
+        _after_search(turn, state, reply, result)
+    else:
+        booking.after_result(turn, state, reply, name, result)
     return reply
 
 
-def _replay_greeting(turn: _Turn, state: DialogueState, said: str) -> None:
+def _after_search(turn: Turn, state: DialogueState, reply: Reply, result: dict[str, Any]) -> None:
+    rest = state.continuation
+    state.continuation = None
+    if rest is None:
+        return
+    found = knowledge.answer_from(result, rest.text)
+    if found is not None:
+        reply.parts.append(found.text)
+        reply.sources = found.sources
+    else:
+        unknown = "price_unknown" if rest.intents.price else "kb_unknown"
+        reply.parts.append(say(turn.lang, unknown))
+        _note_concern(turn, state, reply, rest.text)
+    _finish_step(turn, state, reply, rest, answered=True)
+
+
+def _replay_greeting(turn: Turn, state: DialogueState, said: str) -> None:
     """A greeting already in the history: ours (which asked for the first field) or one the
     channel wrote itself (which only asked how to help)."""
     ours = DialogueState()
@@ -242,14 +251,14 @@ def _replay_greeting(turn: _Turn, state: DialogueState, said: str) -> None:
 # --- one visitor message ----------------------------------------------------------------------
 
 
-def _greeting_turn(turn: _Turn, state: DialogueState) -> Reply:
+def _greeting_turn(turn: Turn, state: DialogueState) -> Reply:
     reply = Reply(parts=_greeting(turn))
     state.greeted = True
     _gentle_start(turn, state, reply)
     return reply
 
 
-def _greeting(turn: _Turn) -> list[str]:
+def _greeting(turn: Turn) -> list[str]:
     context, lang = turn.context, turn.lang
     if context.greeting and context.greeting.strip():
         parts = [context.greeting.strip()]
@@ -262,11 +271,11 @@ def _greeting(turn: _Turn) -> list[str]:
     return parts
 
 
-def _persona(turn: _Turn) -> str:
+def _persona(turn: Turn) -> str:
     return turn.context.persona_name or "Assistant"
 
 
-def _gentle_start(turn: _Turn, state: DialogueState, reply: Reply) -> None:
+def _gentle_start(turn: Turn, state: DialogueState, reply: Reply) -> None:
     first = _next_missing(turn, state)
     if first is None:
         reply.parts.append(say(turn.lang, "how_can_i_help"))
@@ -278,7 +287,7 @@ def _gentle_start(turn: _Turn, state: DialogueState, reply: Reply) -> None:
     _set_prompt(turn, state, reply, Prompt("field", first.key))
 
 
-def _step(turn: _Turn, state: DialogueState, text: str) -> Reply:
+def _step(turn: Turn, state: DialogueState, text: str) -> Reply:
     state.turn += 1
     lang, context = turn.lang, turn.context
     intents = detect(text, context.handoff_keywords)
@@ -310,8 +319,31 @@ def _step(turn: _Turn, state: DialogueState, text: str) -> Reply:
     elif intents.greeting and intents.only_courtesy:
         reply.parts.append(say(lang, "hello_again", state.turn))
 
-    answered = _answer(turn, state, reply, text, intents, faq if faq_lookup else None, found)
+    invalid = next((i for i in found.invalid if i.key not in found.values), None)
+    # "nächsten Dienstag um 10" is no phone number, even when the phone was asked for.
+    if (invalid is None or booking.is_wish(turn, text, intents)) and booking.takes_over(
+        turn, state, text, intents, found
+    ):
+        if found.values:
+            reply.parts.extend(_acknowledge(turn, state, found, previous, False))
+        booking.step(turn, state, reply, text, intents)
+        state.misunderstood = 0
+        return reply
 
+    answered = _answer(turn, state, reply, text, intents, faq if faq_lookup else None, found)
+    rest = Continuation(text, intents, found, previous, greeted_now)
+    if reply.lookup is not None:
+        state.continuation = rest  # finished when the looked-up result is in
+        return reply
+    return _finish_step(turn, state, reply, rest, answered=answered)
+
+
+def _finish_step(
+    turn: Turn, state: DialogueState, reply: Reply, rest: Continuation, *, answered: bool
+) -> Reply:
+    """Acknowledge values, handle what was not understood, and steer to the next question."""
+    lang, text, intents, found = turn.lang, rest.text, rest.intents, rest.found
+    previous, greeted_now = rest.previous, rest.greeted_now
     invalid = next((i for i in found.invalid if i.key not in found.values), None)
     to_prompt = False
     if not found.values and invalid is None and not answered:
@@ -358,7 +390,7 @@ def _step(turn: _Turn, state: DialogueState, text: str) -> Reply:
 
 
 def _answer(
-    turn: _Turn,
+    turn: Turn,
     state: DialogueState,
     reply: Reply,
     text: str,
@@ -368,12 +400,16 @@ def _answer(
 ) -> bool:
     """Answer what the visitor asked (FAQ, hours, prices), or say it will be passed on."""
     lang, context = turn.lang, turn.context
+    searchable = SEARCH_KNOWLEDGE in turn.tools
+    asked = intents.question or intents.price or intents.hours
     if faq is not None:
         reply.parts.append(faq[0].answer)
-    elif intents.hours:
+    elif intents.hours and (context.opening_hours or not searchable):
         reply.parts.append(hours_answer(context, turn.now, lang))
     elif intents.price and context.price_info:
         reply.parts.append(say(lang, "price", price_info=context.price_info))
+    elif searchable and asked and _content(text) and not found.values and not found.invalid:
+        reply.lookup = (SEARCH_KNOWLEDGE, {"query": text.strip()[:_MAX_QUERY]})
     elif intents.price:
         reply.parts.append(say(lang, "price_unknown"))
     elif intents.question and _content(text) and not found.values and not found.invalid:
@@ -388,13 +424,15 @@ def _content(text: str) -> list[str]:
     return [w for w in words(text) if w not in STOP_WORDS]
 
 
-def _is_farewell(turn: _Turn, state: DialogueState, intents: Intents) -> bool:
+def _is_farewell(turn: Turn, state: DialogueState, intents: Intents) -> bool:
     if intents.goodbye:
         return True
     if intents.question:
         return False
     if intents.done and not intents.deny:
         return True  # "Das war's" / "that's all": the visitor is leaving
+    if state.prompt is not None and state.prompt.kind in _BOOKING_PROMPTS:
+        return False  # "Nein" to "Soll ich buchen?" declines the slot, not the conversation
     if not (intents.deny and intents.only_courtesy):
         return False
     # A bare "Nein (danke)" ends only after "anything else?"; to a field it declines the field.
@@ -404,7 +442,7 @@ def _is_farewell(turn: _Turn, state: DialogueState, intents: Intents) -> bool:
     return kind not in ("field", "optional") and _form_complete(turn, state)
 
 
-def _prompt_answers(turn: _Turn, state: DialogueState, reply: Reply, intents: Intents) -> bool:
+def _prompt_answers(turn: Turn, state: DialogueState, reply: Reply, intents: Intents) -> bool:
     """A bare yes/no to what was asked last; True when it was answered here."""
     prompt = state.prompt
     lang = turn.lang
@@ -426,7 +464,7 @@ def _prompt_answers(turn: _Turn, state: DialogueState, reply: Reply, intents: In
     return False
 
 
-def _note_concern(turn: _Turn, state: DialogueState, reply: Reply, text: str) -> None:
+def _note_concern(turn: Turn, state: DialogueState, reply: Reply, text: str) -> None:
     """Keep an unanswered question or request in a free-text field meant for it, if any."""
     for item in turn.context.qualification:
         if item.type != "text" or item.key in state.values or is_name_field(item):
@@ -445,7 +483,7 @@ def _note_concern(turn: _Turn, state: DialogueState, reply: Reply, text: str) ->
 
 
 def _acknowledge(
-    turn: _Turn, state: DialogueState, found: Extraction, previous: dict[str, Any], completes: bool
+    turn: Turn, state: DialogueState, found: Extraction, previous: dict[str, Any], completes: bool
 ) -> list[str]:
     lang = turn.lang
     parts = []
@@ -465,7 +503,7 @@ def _acknowledge(
     return [say(lang, "ack", state.turn)]
 
 
-def _invalid_text(turn: _Turn, invalid: Invalid) -> str:
+def _invalid_text(turn: Turn, invalid: Invalid) -> str:
     lang = turn.lang
     item = turn.field(invalid.key)
     if item is None:
@@ -478,7 +516,7 @@ def _invalid_text(turn: _Turn, invalid: Invalid) -> str:
     return f"{intro} {hint}"
 
 
-def _type_hint(turn: _Turn, item: QualificationField) -> str:
+def _type_hint(turn: Turn, item: QualificationField) -> str:
     lang = turn.lang
     if item.type == "email":
         return say(lang, "hint_email")
@@ -517,7 +555,7 @@ def display_value(item: QualificationField, value: Any, lang: str) -> str:
     return str(value)
 
 
-def _summary(turn: _Turn, state: DialogueState) -> str:
+def _summary(turn: Turn, state: DialogueState) -> str:
     items = [
         f"{label_of(f, turn.lang).rstrip(' ?')}: {display_value(f, state.values[f.key], turn.lang)}"
         for f in turn.context.qualification
@@ -526,7 +564,7 @@ def _summary(turn: _Turn, state: DialogueState) -> str:
     return say(turn.lang, "summary", summary=", ".join(items))
 
 
-def _handoff(turn: _Turn, state: DialogueState, reply: Reply, reason: str, phrase: str) -> Reply:
+def _handoff(turn: Turn, state: DialogueState, reply: Reply, reason: str, phrase: str) -> Reply:
     lang, context = turn.lang, turn.context
     if REQUEST_HANDOFF not in turn.tools:
         reply.parts.append(say(lang, "handoff_unavailable"))
@@ -548,7 +586,7 @@ def _handoff(turn: _Turn, state: DialogueState, reply: Reply, reason: str, phras
     return reply
 
 
-def _farewell(turn: _Turn, state: DialogueState, reply: Reply, intents: Intents) -> Reply:
+def _farewell(turn: Turn, state: DialogueState, reply: Reply, intents: Intents) -> Reply:
     lang = turn.lang
     name = next(
         (state.values[f.key] for f in turn.context.qualification
@@ -567,25 +605,25 @@ def _farewell(turn: _Turn, state: DialogueState, reply: Reply, intents: Intents)
 # --- what to ask next -------------------------------------------------------------------------
 
 
-def _form_complete(turn: _Turn, state: DialogueState) -> bool:
+def _form_complete(turn: Turn, state: DialogueState) -> bool:
     return all(f.key in state.values or f.key in state.declined for f in turn.required)
 
 
-def _next_missing(turn: _Turn, state: DialogueState) -> QualificationField | None:
+def _next_missing(turn: Turn, state: DialogueState) -> QualificationField | None:
     return next(
         (f for f in turn.required if f.key not in state.values and f.key not in state.declined),
         None,
     )
 
 
-def _next_optional(turn: _Turn, state: DialogueState) -> QualificationField | None:
+def _next_optional(turn: Turn, state: DialogueState) -> QualificationField | None:
     return next(
         (f for f in turn.optional if f.key not in state.values and f.key not in state.offered),
         None,
     )
 
 
-def _set_prompt(turn: _Turn, state: DialogueState, reply: Reply, prompt: Prompt) -> None:
+def _set_prompt(turn: Turn, state: DialogueState, reply: Reply, prompt: Prompt) -> None:
     state.prompt = prompt
     item = turn.field(prompt.key)
     if item is None:
@@ -597,7 +635,7 @@ def _set_prompt(turn: _Turn, state: DialogueState, reply: Reply, prompt: Prompt)
 
 
 def _next_prompt(
-    turn: _Turn,
+    turn: Turn,
     state: DialogueState,
     reply: Reply,
     invalid: Invalid | None,
@@ -644,7 +682,7 @@ def _next_prompt(
 
 
 def _offer_optional_or_close(
-    turn: _Turn, state: DialogueState, reply: Reply, *, first: bool
+    turn: Turn, state: DialogueState, reply: Reply, *, first: bool
 ) -> None:
     optional = _next_optional(turn, state)
     if optional is None:
@@ -669,7 +707,7 @@ def _chunks(text: str) -> list[str]:
     return [group + (" " if index < len(groups) - 1 else "") for index, group in enumerate(groups)]
 
 
-def _tool_calls(reply: Reply, request: CompletionRequest, turn_number: int) -> list[ToolCall]:
+def _tool_calls(reply: Reply, request: CompletionRequest, prefix: str) -> list[ToolCall]:
     offered = {t.name for t in request.tools}
     wanted: list[tuple[str, dict[str, Any]]] = []
     if reply.saves:
@@ -678,8 +716,10 @@ def _tool_calls(reply: Reply, request: CompletionRequest, turn_number: int) -> l
         wanted.append((REQUEST_HANDOFF, {"reason": reply.handoff}))
     if reply.end:
         wanted.append((END_CONVERSATION, {"reason": reply.end}))
+    if reply.lookup:
+        wanted.append(reply.lookup)
     return [
-        ToolCall(id=f"offline_{turn_number}_{index}", name=name, arguments=arguments)
+        ToolCall(id=f"{prefix}_{index}", name=name, arguments=arguments)
         for index, (name, arguments) in enumerate(
             (name, arguments) for name, arguments in wanted if name in offered
         )

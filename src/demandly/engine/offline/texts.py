@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date, datetime, time
 
 from demandly.engine.providers.base import QualificationField
 
@@ -124,6 +124,73 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
         "next_tomorrow": ("morgen ab {time}",),
         "next_weekday": ("am {weekday} ab {time}",),
         "next_date": ("am {date} ab {time}",),
+        "kb_unknown": (
+            "Dazu finde ich in unseren Unterlagen leider keine sichere Antwort. Ich gebe Ihre "
+            "Frage aber gern an unser Team weiter, das sich bei Ihnen meldet.",
+        ),
+        "booking_contact": (
+            "Gern! Damit ich den Termin für Sie eintragen kann, brauche ich Ihren Namen und "
+            "Ihre E-Mail-Adresse oder Telefonnummer.",
+        ),
+        "booking_contact_reach": (
+            "Gern! Damit ich den Termin für Sie eintragen kann, brauche ich noch Ihre "
+            "E-Mail-Adresse oder Telefonnummer.",
+        ),
+        "booking_dropped": ("Alles klar, dann trage ich keinen Termin ein.",),
+        "booking_when": (
+            "Wann würde es Ihnen passen? Zum Beispiel „morgen Nachmittag“ oder "
+            "„nächsten Dienstag um 10“.",
+        ),
+        "reschedule_when": ("Gern. Wann würde es Ihnen statt {when} besser passen?",),
+        "slots_offer": ("Folgende Termine sind frei: {slots}. Welcher passt Ihnen?",),
+        "slots_offer_one": ("Frei ist noch {slots}. Passt Ihnen das?",),
+        "slots_more": ("Weitere freie Termine: {slots}. Passt einer davon?",),
+        "slots_later": ("Später am Tag ist noch frei: {slots}. Passt einer davon?",),
+        "slots_wider": (
+            "Zu Ihrem Wunschtermin ist leider nichts frei. Die nächsten freien Termine: "
+            "{slots}. Passt einer davon?",
+        ),
+        "slots_none": (
+            "Dafür habe ich leider keinen freien Termin gefunden. Welcher andere Tag würde "
+            "Ihnen passen?",
+        ),
+        "slots_no_more": (
+            "Weitere freie Termine habe ich in diesem Zeitraum leider nicht. Nennen Sie mir gern "
+            "einen anderen Tag.",
+        ),
+        "slots_no_later": (
+            "Später an diesem Tag ist leider nichts mehr frei. Nennen Sie mir gern einen anderen "
+            "Tag.",
+        ),
+        "slots_failed": (
+            "Den Kalender kann ich gerade leider nicht abrufen. Ich gebe Ihren Terminwunsch gern "
+            "an unser Team weiter, das sich bei Ihnen meldet.",
+        ),
+        "slots_which": (
+            "Welcher Termin passt Ihnen? Schreiben Sie z. B. „den zweiten“ oder „um 11“ – oder "
+            "„keiner passt“.",
+        ),
+        "none_fit": ("Keiner passt",),
+        "booking_confirm": ("Soll ich den Termin am {when} für Sie buchen?",),
+        "reschedule_confirm": ("Soll ich Ihren Termin auf {when} verschieben?",),
+        "booking_declined": ("Kein Problem.",),
+        "booked": ("Ihr Termin ist gebucht: {when}.",),
+        "booked_email": ("Eine Bestätigung schicken wir Ihnen per E-Mail.",),
+        "manage_link": ("Hier können Sie den Termin verschieben oder absagen: {url}",),
+        "rescheduled": ("Erledigt – Ihr Termin ist jetzt am {when}.",),
+        "slot_taken": ("Dieser Termin ist leider gerade vergeben worden.",),
+        "booking_failed": (
+            "Das Eintragen hat leider nicht geklappt. Ich gebe Ihren Terminwunsch gern an unser "
+            "Team weiter, das sich bei Ihnen meldet.",
+        ),
+        "cancel_confirm": ("Soll ich Ihren Termin am {when} absagen?",),
+        "cancelled": ("Ihr Termin am {when} ist abgesagt.",),
+        "cancel_kept": ("Gut, Ihr Termin bleibt bestehen.",),
+        "cancel_failed": (
+            "Das Absagen hat leider nicht geklappt. Sie können den Termin auch über den Link in "
+            "Ihrer Bestätigung absagen.",
+        ),
+        "at_time": ("{day} um {time}",),
     },
     "en": {
         "greeting": ("Welcome to {business}! I'm {persona} and I'm happy to help.",),
@@ -228,12 +295,79 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
         "next_tomorrow": ("tomorrow from {time}",),
         "next_weekday": ("on {weekday} from {time}",),
         "next_date": ("on {date} from {time}",),
+        "kb_unknown": (
+            "I'm afraid I can't find a reliable answer to that in our information, but I'll "
+            "pass your question on to our team so they can get back to you.",
+        ),
+        "booking_contact": (
+            "Happy to! To book the appointment for you I need your name and your e-mail "
+            "address or phone number.",
+        ),
+        "booking_contact_reach": (
+            "Happy to! To book the appointment for you I still need your e-mail address or "
+            "phone number.",
+        ),
+        "booking_dropped": ("All right, I won't book anything then.",),
+        "booking_when": (
+            "When would suit you? For example “tomorrow afternoon” or “next Tuesday at 10”.",
+        ),
+        "reschedule_when": ("Sure. When would suit you better than {when}?",),
+        "slots_offer": ("These times are free: {slots}. Which one suits you?",),
+        "slots_offer_one": ("{slots} is still free. Does that suit you?",),
+        "slots_more": ("More free times: {slots}. Does one of these suit you?",),
+        "slots_later": ("Later that day I still have: {slots}. Does one of these suit you?",),
+        "slots_wider": (
+            "Nothing is free at the time you asked for, I'm afraid. The next free times: "
+            "{slots}. Does one of these suit you?",
+        ),
+        "slots_none": (
+            "I'm afraid I couldn't find a free time for that. Which other day would suit you?",
+        ),
+        "slots_no_more": (
+            "I'm afraid there are no more free times in that period. Just name another day.",
+        ),
+        "slots_no_later": (
+            "I'm afraid nothing else is free later that day. Just name another day.",
+        ),
+        "slots_failed": (
+            "I can't reach the calendar right now, I'm afraid. I'll pass your request on to "
+            "our team so they can get back to you.",
+        ),
+        "slots_which": (
+            "Which time suits you? You can say e.g. “the second one” or “at 11” – or “none of "
+            "these fit”.",
+        ),
+        "none_fit": ("None of these fit",),
+        "booking_confirm": ("Shall I book {when} for you?",),
+        "reschedule_confirm": ("Shall I move your appointment to {when}?",),
+        "booking_declined": ("No problem.",),
+        "booked": ("Your appointment is booked: {when}.",),
+        "booked_email": ("We'll send you a confirmation by e-mail.",),
+        "manage_link": ("You can reschedule or cancel it here: {url}",),
+        "rescheduled": ("Done – your appointment is now on {when}.",),
+        "slot_taken": ("I'm sorry, that time has just been taken.",),
+        "booking_failed": (
+            "I'm afraid the booking didn't go through. I'll pass your request on to our team "
+            "so they can get back to you.",
+        ),
+        "cancel_confirm": ("Shall I cancel your appointment on {when}?",),
+        "cancelled": ("Your appointment on {when} is cancelled.",),
+        "cancel_kept": ("All right, your appointment stays as it is.",),
+        "cancel_failed": (
+            "I'm afraid cancelling didn't work. You can also cancel with the link in your "
+            "confirmation.",
+        ),
+        "at_time": ("{day} at {time}",),
     },
 }
 
 WEEKDAYS = {
     "de": ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+WEEKDAYS_SHORT = {
+    "de": ("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So"),
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
 }
 MONTHS_EN = (
     "January", "February", "March", "April", "May", "June", "July", "August", "September",
@@ -333,3 +467,20 @@ def format_date(value: date, lang: str) -> str:
     if lang == "de":
         return value.strftime("%d.%m.%Y")
     return f"{value.day} {MONTHS_EN[value.month - 1]} {value.year}"
+
+
+def format_moment(value: datetime, lang: str) -> str:
+    """A slot in a sentence: "Donnerstag, 13.03.2025 um 14:00 Uhr", "Thursday, 13 March 2025
+    at 2:00 pm"."""
+    day = f"{WEEKDAYS[lang][value.weekday()]}, {format_date(value.date(), lang)}"
+    return say(lang, "at_time", day=day, time=format_time(value.time(), lang))
+
+
+def slot_label(value: datetime, lang: str) -> str:
+    """A slot as a quick reply: "Do 13.03. um 14:00 Uhr", "Thu 13 Mar at 2:00 pm"."""
+    weekday = WEEKDAYS_SHORT[lang][value.weekday()]
+    if lang == "de":
+        day = f"{weekday} {value.day:02d}.{value.month:02d}."
+    else:
+        day = f"{weekday} {value.day} {MONTHS_EN[value.month - 1][:3]}"
+    return say(lang, "at_time", day=day, time=format_time(value.time(), lang))

@@ -1,0 +1,404 @@
+"""Phone benchmark (b): concurrent realtime calls through the Media Streams bridge.
+
+One server process (uvicorn, as in production) bridges every call; a local server speaking the
+OpenAI Realtime protocol (its own process) is the model; this process plays Twilio for every
+call (one WebSocket each, the documented Media Streams messages). Each call carries 50 frames
+of 20 ms μ-law a second each way: the caller's frames go to the model as
+``input_audio_buffer.append``, the model's ``response.output_audio.delta``s come back as
+Twilio ``media``, each followed by a ``mark`` that the caller echoes.
+
+Each frame carries the time it was sent (CLOCK_MONOTONIC, shared by the processes) and a
+sequence number, so the receiving end measures the one-way latency through the bridge and
+sees every gap. The latency includes the sockets and the two peers' own scheduling on the same
+two cores, so it is an upper bound of what the bridge adds. A level passes when the p99 of
+both directions is at most 10 ms and no frame was lost.
+
+Calls are real: each starts with a signed ``POST /twilio/voice/incoming`` for a realtime agent
+and connects with the ``<Stream>`` parameters of the TwiML answer.
+
+    .venv/bin/python bench/phone.py [--levels 50,100,200,300] [--seconds 10] [--backend sqlite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import platform
+import secrets
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import uvloop
+from common import SECRET, drop_database, fresh_database, seed_owner, start_server
+from rich.console import Console
+from rich.table import Table
+from twilio.request_validator import RequestValidator
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+API = "/api/v1"
+ROOT = Path(__file__).resolve().parents[1]
+ACCOUNT_SID = "AC" + "b" * 32
+FRAME_BYTES = 160
+STAMP = struct.Struct("!qI")  # the realtime stub's stamp: send time (ns), sequence
+WARM_UP_SECONDS = 2.0
+GOAL_P99_MS = 10.0
+
+
+def stamped(sequence: int) -> str:
+    head = STAMP.pack(time.monotonic_ns(), sequence)
+    return base64.b64encode(head + b"\xff" * (FRAME_BYTES - len(head))).decode()
+
+
+# --- set-up ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Line:
+    """The realtime agent's number and the connection whose token signs its webhooks."""
+
+    number: str
+    auth_token: str
+
+
+def seed_line(url: str, data_dir: Path, agency_id: str, agent_id: str, client_id: str) -> Line:
+    """A Twilio connection and a number for the agent, written as the numbers API would."""
+    from demandly.app import create_database
+    from demandly.channels.phone.models import PhoneNumber, TwilioConnection
+    from demandly.config import Settings
+    from demandly.kit.context import Scope
+
+    auth_token = secrets.token_hex(16)
+    number = "+4930" + "".join(secrets.choice("0123456789") for _ in range(8))
+
+    async def _seed() -> None:
+        db = create_database(Settings(database_url=url, data_dir=data_dir, secret_key=SECRET))
+        async with db.session(Scope.for_agency(agency_id)) as session:
+            connection = TwilioConnection(
+                agency_id=agency_id, name="Bench", account_sid=ACCOUNT_SID, auth_token=auth_token
+            )
+            session.add(connection)
+            await session.flush()
+            session.add(
+                PhoneNumber(
+                    agency_id=agency_id,
+                    client_id=client_id,
+                    connection_id=connection.id,
+                    twilio_sid="PN" + secrets.token_hex(16),
+                    number=number,
+                    agent_id=agent_id,
+                )
+            )
+            await session.commit()
+        await db.dispose()
+
+    asyncio.run(_seed())
+    return Line(number, auth_token)
+
+
+def make_agent(server_url: str, token: str, agency_id: str) -> tuple[str, str]:
+    """A published realtime phone agent: (client id, agent id)."""
+    with httpx.Client(base_url=server_url, headers={"Authorization": f"Bearer {token}"}) as http:
+        client = http.post(f"{API}/clients", json={"agency_id": agency_id, "name": "Bench"}).json()
+        agent = http.post(
+            f"{API}/agents",
+            json={
+                "client_id": client["id"],
+                "name": "Bench phone",
+                "kind": "phone",
+                "language": "de",
+                "persona_name": "Lena",
+                "phone": {"voice_mode": "realtime"},
+            },
+        ).json()
+        http.post(f"{API}/agents/{agent['id']}/publish").raise_for_status()
+    return client["id"], agent["id"]
+
+
+async def place_calls(
+    server_url: str, line: Line, count: int
+) -> list[tuple[str, dict[str, str], str]]:
+    """``count`` signed incoming calls: (stream URL, stream parameters, CallSid) each."""
+    url = f"{server_url}/twilio/voice/incoming"
+    validator = RequestValidator(line.auth_token)
+    calls = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        for _ in range(count):
+            sid = "CA" + secrets.token_hex(16)
+            params = {
+                "CallSid": sid,
+                "AccountSid": ACCOUNT_SID,
+                "From": "+4917600000000",
+                "To": line.number,
+                "CallStatus": "ringing",
+                "Direction": "inbound",
+                "ApiVersion": "2010-04-01",
+            }
+            signature = validator.compute_signature(url, params)
+            answer = await http.post(url, data=params, headers={"X-Twilio-Signature": signature})
+            answer.raise_for_status()
+            stream = ET.fromstring(answer.text).find("./Connect/Stream")
+            assert stream is not None, answer.text
+            parameters = {p.get("name", ""): p.get("value", "") for p in stream}
+            calls.append((stream.get("url", ""), parameters, sid))
+    return calls
+
+
+# --- the model (its own process) -----------------------------------------------------------
+
+
+class StubProcess:
+    """The realtime stub in streaming mode; its per-second report lines, timestamped."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.channels.phone.realtime_stub"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        self.reports: list[tuple[float, dict[str, object]]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.reports.append((time.monotonic(), json.loads(line)))
+
+    def window(self, began: float, ended: float) -> tuple[list[int], int, int]:
+        """Latency samples, frames received and frames lost reported within a window."""
+        inside = [r for t, r in self.reports if began < t <= ended]
+        before = [r for t, r in self.reports if t <= began]
+        latencies = [ns for r in inside for ns in r["latencies"]]  # type: ignore[attr-defined]
+        lost = (inside[-1]["lost"] if inside else 0) - (before[-1]["lost"] if before else 0)
+        received = (inside[-1]["received"] if inside else 0) - (
+            before[-1]["received"] if before else 0
+        )
+        return latencies, int(received), int(lost)  # type: ignore[call-overload]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+# --- Twilio's side ---------------------------------------------------------------------------
+
+
+@dataclass
+class CallStats:
+    latencies_ns: list[int] = field(default_factory=list)
+    received: int = 0
+    lost: int = 0
+    failed: str | None = None
+
+
+@dataclass
+class Call:
+    """One call's Twilio socket and what it has sent."""
+
+    socket: ClientConnection
+    stream_sid: str
+    stats: CallStats
+    prefix: str = ""
+    sequence: int = 0
+
+
+async def open_call(
+    url: str, parameters: dict[str, str], call_sid: str, measuring: asyncio.Event
+) -> tuple[Call, asyncio.Task[None]]:
+    """Connect as Twilio does (``connected``, ``start`` with the TwiML's parameters)."""
+    stream_sid = "MZ" + secrets.token_hex(16)
+    socket = await connect(url, max_queue=None, compression=None)
+    await socket.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+    start = {
+        "accountSid": ACCOUNT_SID,
+        "streamSid": stream_sid,
+        "callSid": call_sid,
+        "tracks": ["inbound"],
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        "customParameters": parameters,
+    }
+    await socket.send(
+        json.dumps(
+            {"event": "start", "sequenceNumber": "1", "streamSid": stream_sid, "start": start}
+        )
+    )
+    call = Call(socket, stream_sid, CallStats())
+    call.prefix = '{"event":"media","streamSid":"' + stream_sid + '","media":{"track":"inbound",'
+    return call, asyncio.create_task(listen(call, measuring))
+
+
+async def listen(call: Call, measuring: asyncio.Event) -> None:
+    """Echo every mark at once (the audio "played"); check every frame's stamp and order."""
+    expected: int | None = None
+    stats = call.stats
+    echo = '{"event":"mark","streamSid":"' + call.stream_sid + '","mark":{"name":"'
+    try:
+        async for raw in call.socket:
+            assert isinstance(raw, str)
+            if '"event":"mark"' in raw:
+                name = raw.rsplit('"name":"', 1)[1].split('"', 1)[0]
+                await call.socket.send(echo + name + '"}}')
+                continue
+            at = raw.find('"payload":"')
+            if at < 0:
+                continue
+            sent_ns, sequence = STAMP.unpack(base64.b64decode(raw[at + 11 : at + 27]))
+            if measuring.is_set():
+                stats.latencies_ns.append(time.monotonic_ns() - sent_ns)
+                stats.received += 1
+                if expected is not None:
+                    stats.lost += max(0, sequence - expected)
+            expected = sequence + 1
+    except ConnectionClosed as exc:
+        stats.failed = f"closed {exc.rcvd.code if exc.rcvd else '?'}"
+
+
+async def talk(calls: list[Call], stop: asyncio.Event) -> None:
+    """Every call sends its next 20 ms frame on each tick (one timer for all calls)."""
+    started = time.monotonic()
+    ticks = 0
+    while not stop.is_set():
+        for call in calls:
+            sequence = call.sequence
+            call.sequence += 1
+            chunk = (
+                f'"chunk":"{sequence + 1}","timestamp":"{sequence * 20}",'
+                f'"payload":"{stamped(sequence)}"}}}}'
+            )
+            try:
+                await call.socket.send(call.prefix + chunk)
+            except ConnectionClosed as exc:
+                call.stats.failed = f"closed {exc.rcvd.code if exc.rcvd else '?'}"
+        ticks += 1
+        await asyncio.sleep(max(0.0, started + ticks * 0.02 - time.monotonic()))
+
+
+def percentile(values: list[int], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] / 1e6 if ordered else float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run_level(
+    server_url: str, server_pid: int, stub: StubProcess, line: Line, count: int, seconds: float
+) -> dict[str, object]:
+    placed = await place_calls(server_url, line, count)
+    measuring, stop = asyncio.Event(), asyncio.Event()
+    opened = [await open_call(url, params, sid, measuring) for url, params, sid in placed]
+    calls = [call for call, _ in opened]
+    stats = [call.stats for call in calls]
+    talker = asyncio.create_task(talk(calls, stop))
+    await asyncio.sleep(WARM_UP_SECONDS)
+    measuring.set()
+    began, cpu_before = time.monotonic(), cpu_seconds(server_pid)
+    await asyncio.sleep(seconds)
+    ended, cpu_after = time.monotonic(), cpu_seconds(server_pid)
+    measuring.clear()
+    stop.set()
+    await talker
+    for call, listener in opened:
+        with contextlib.suppress(ConnectionClosed):
+            await call.socket.send(json.dumps({"event": "stop", "streamSid": call.stream_sid}))
+            await call.socket.close()
+        listener.cancel()
+    await asyncio.sleep(1.5)  # the stub's last report of the window
+    up, up_received, up_lost = stub.window(began, ended + 1.0)
+    down = [ns for s in stats for ns in s.latencies_ns]
+    down_lost = sum(s.lost for s in stats)
+    failed = sum(1 for s in stats if s.failed)
+    row: dict[str, object] = {
+        "calls": count,
+        "up_frames": up_received,
+        "up_p50_ms": round(percentile(up, 0.5), 2),
+        "up_p99_ms": round(percentile(up, 0.99), 2),
+        "up_lost": up_lost,
+        "down_frames": sum(s.received for s in stats),
+        "down_p50_ms": round(percentile(down, 0.5), 2),
+        "down_p99_ms": round(percentile(down, 0.99), 2),
+        "down_lost": down_lost,
+        "failed_calls": failed,
+        "server_cpu_pct": round(100 * (cpu_after - cpu_before) / (ended - began)),
+        # The bridge's CPU per second of call actually carried (50 frames each way): what
+        # one core holds when nothing else runs is 1000 / this.
+        "cpu_ms_per_call_s": round(
+            1000 * (cpu_after - cpu_before) / max(1.0, sum(s.received for s in stats) / 50), 2
+        ),
+    }
+    row["ok"] = (
+        max(float(row["up_p99_ms"]), float(row["down_p99_ms"])) <= GOAL_P99_MS  # type: ignore[arg-type]
+        and up_lost == 0
+        and down_lost == 0
+        and failed == 0
+    )
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--levels", default="50,100,200,300")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--backend", default="sqlite")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+
+    folder = Path(tempfile.mkdtemp(prefix="phone-"))
+    url = fresh_database(args.backend, folder)
+    agency_id, token = seed_owner(url, folder)
+    stub = StubProcess()
+    server = start_server(url, folder, {"DEMANDLY_REALTIME_URL": stub.url})
+    rows: list[dict[str, object]] = []
+    try:
+        client_id, agent_id = make_agent(server.url, token, agency_id)
+        line = seed_line(url, folder, agency_id, agent_id, client_id)
+        for count in levels:
+            rows.append(
+                uvloop.run(
+                    run_level(server.url, server.process.pid, stub, line, count, args.seconds)
+                )
+            )
+            print(rows[-1], flush=True)
+    finally:
+        server.stop()
+        stub.stop()
+        drop_database(url)
+
+    title = (
+        f"Phone (b): concurrent media streams ({platform.node()}, {os.cpu_count()} CPUs, "
+        f"{datetime.now(UTC):%Y-%m-%d}, {args.backend})"
+    )
+    table = Table(title=title)
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    Console().print(table)
+    passing = [int(r["calls"]) for r in rows if r["ok"]]  # type: ignore[call-overload]
+    print(f"largest passing level: {max(passing) if passing else 'none'}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Every query of the booking domain. The session's scope filters tenant rows on its own; the
+service runs the look-ups that must see across tenants (a public slug, a signed link) under
+the system scope on purpose."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from demandly.booking.models import Appointment, AppointmentStatus, Calendar, EventType
+from demandly.jobs.models import Job, JobStatus
+from demandly.kit.context import Scope
+from demandly.kit.db import grants_criteria
+from demandly.tenancy.models import Agency, Client, Status
+
+
+@dataclass(frozen=True)
+class AppointmentFilters:
+    client_id: str | None = None
+    calendar_id: str | None = None
+    status: str | None = None
+    contact_id: str | None = None
+    starts_from: datetime | None = None
+    starts_before: datetime | None = None
+
+
+class BookingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    async def _one(self, statement: Select[Any]) -> Any:
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    # --- calendars
+
+    def calendars(self, client_id: str | None = None, within: Scope | None = None) -> Select[Any]:
+        statement = select(Calendar)
+        if within is not None:
+            statement = statement.where(
+                grants_criteria(within, Calendar.agency_id, Calendar.client_id)
+            )
+        if client_id is not None:
+            statement = statement.where(Calendar.client_id == client_id)
+        return statement
+
+    async def calendar(self, calendar_id: str, *, for_update: bool = False) -> Calendar | None:
+        """``for_update`` locks the row on PostgreSQL until the transaction ends: the one lock
+        that serialises bookings of a calendar (SQLite's BEGIN IMMEDIATE serialises all)."""
+        statement = select(Calendar).where(Calendar.id == calendar_id)
+        if for_update and self.is_postgres:
+            statement = statement.with_for_update().execution_options(populate_existing=True)
+        return await self._one(statement)
+
+    async def calendar_by_slug(self, slug: str) -> Calendar | None:
+        """A calendar of an active client of an active agency."""
+        statement = (
+            select(Calendar)
+            .join(Client, Client.id == Calendar.client_id)
+            .join(Agency, Agency.id == Calendar.agency_id)
+            .where(
+                Calendar.slug == slug,
+                Client.status == Status.ACTIVE,
+                Agency.status == Status.ACTIVE,
+            )
+        )
+        return await self._one(statement)
+
+    async def slug_taken(self, slug: str) -> bool:
+        return await self._one(select(Calendar.id).where(Calendar.slug == slug)) is not None
+
+    async def event_types(self, calendar_id: str) -> list[EventType]:
+        statement = (
+            select(EventType)
+            .where(EventType.calendar_id == calendar_id)
+            .order_by(EventType.position, EventType.id)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def event_types_of(self, calendar_ids: Sequence[str]) -> list[EventType]:
+        statement = (
+            select(EventType)
+            .where(EventType.calendar_id.in_(list(calendar_ids)))
+            .order_by(EventType.position, EventType.id)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    # --- appointments
+
+    async def appointment(
+        self, appointment_id: str, *, for_update: bool = False
+    ) -> Appointment | None:
+        statement = select(Appointment).where(Appointment.id == appointment_id)
+        if for_update and self.is_postgres:
+            statement = statement.with_for_update().execution_options(populate_existing=True)
+        return await self._one(statement)
+
+    async def by_idempotency_key(self, calendar_id: str, key: str) -> Appointment | None:
+        return await self._one(
+            select(Appointment).where(
+                Appointment.calendar_id == calendar_id, Appointment.idempotency_key == key
+            )
+        )
+
+    async def busy(
+        self,
+        calendar_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        exclude_id: str | None = None,
+    ) -> list[tuple[datetime, datetime]]:
+        """(start, end) of the appointments that hold time on the calendar (all but the
+        cancelled ones) and overlap [start, end)."""
+        statement = select(Appointment.start_at, Appointment.end_at).where(
+            Appointment.calendar_id == calendar_id,
+            Appointment.status != AppointmentStatus.CANCELLED,
+            Appointment.start_at < end,
+            Appointment.end_at > start,
+        )
+        if exclude_id is not None:
+            statement = statement.where(Appointment.id != exclude_id)
+        return [(row.start_at, row.end_at) for row in await self.session.execute(statement)]
+
+    async def has_upcoming(self, calendar_id: str, now: datetime) -> bool:
+        statement = select(Appointment.id).where(
+            Appointment.calendar_id == calendar_id,
+            Appointment.status == AppointmentStatus.CONFIRMED,
+            Appointment.end_at > now,
+        )
+        return await self._one(statement.limit(1)) is not None
+
+    def appointments(self, filters: AppointmentFilters, within: Scope | None = None) -> Select[Any]:
+        statement = select(Appointment)
+        if within is not None:
+            statement = statement.where(
+                grants_criteria(within, Appointment.agency_id, Appointment.client_id)
+            )
+        for column, value in (
+            (Appointment.client_id, filters.client_id),
+            (Appointment.calendar_id, filters.calendar_id),
+            (Appointment.status, filters.status),
+            (Appointment.contact_id, filters.contact_id),
+        ):
+            if value is not None:
+                statement = statement.where(column == value)
+        if filters.starts_from is not None:
+            statement = statement.where(Appointment.start_at >= filters.starts_from)
+        if filters.starts_before is not None:
+            statement = statement.where(Appointment.start_at < filters.starts_before)
+        return statement
+
+    async def feed_appointments(self, calendar_id: str, since: datetime) -> list[Appointment]:
+        statement = (
+            select(Appointment)
+            .where(Appointment.calendar_id == calendar_id, Appointment.end_at >= since)
+            .order_by(Appointment.start_at)
+            .limit(2000)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    # --- reminders
+
+    async def queued_jobs(self, key_prefix: str) -> list[Job]:
+        """Queued jobs whose idempotency key starts with ``key_prefix``."""
+        statement = select(Job).where(
+            Job.idempotency_key.startswith(key_prefix, autoescape=True),
+            Job.status == JobStatus.QUEUED,
+        )
+        return list((await self.session.execute(statement)).scalars())

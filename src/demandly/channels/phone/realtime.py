@@ -1,0 +1,203 @@
+"""The client side of the OpenAI Realtime API (GA protocol), as the phone bridge uses it.
+
+The connection is made with the official ``openai`` SDK (``client.realtime.connect``), pointed
+at the agent's provider connection or at ``DEMANDLY_REALTIME_URL``. Events travel as the
+protocol's JSON objects: audio flows at 50 frames a second each way per call, and the SDK's
+typed ``send`` validates and transforms every event against its schema, which costs more than
+the bridge may add per frame; so events are encoded once with ``json`` and sent raw.
+
+Audio is ``audio/pcmu`` (G.711 μ-law, 8 kHz) both ways, which is exactly what Twilio Media
+Streams carry: payloads pass through untouched, no transcoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from openai import AsyncOpenAI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from demandly.agents import service as agents
+from demandly.agents.models import AgentVersion
+from demandly.config import Settings
+from demandly.engine.providers.base import ToolSpec
+from demandly.kit.cache import TTLCache
+from demandly.kit.crypto import hash_token
+
+OPENAI_REALTIME_URL = "wss://api.openai.com/v1"
+AUDIO_FORMAT = {"type": "audio/pcmu"}
+# Transcripts of the caller's side come from a separate recognition model.
+TRANSCRIPTION_MODEL = "gpt-4o-mini-transcribe"
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class RealtimeEndpoint:
+    """Where a call's model lives: a WebSocket base URL (``/realtime`` is appended), key and
+    model."""
+
+    url: str
+    api_key: str | None
+    model: str
+
+
+async def endpoint_for(
+    session: AsyncSession, settings: Settings, version: AgentVersion
+) -> RealtimeEndpoint:
+    """The agent's provider connection when it names one (the agency chose where its calls
+    are processed), else the platform's realtime endpoint from the settings."""
+    definition = agents.definition_of(version)
+    if definition.llm.connection_id is not None:
+        llm = await agents.llm_for(session, settings, version)
+        if llm is not None:
+            return RealtimeEndpoint(
+                _websocket_url(llm.base_url), llm.api_key, settings.realtime_model
+            )
+    url = settings.realtime_url or settings.llm_base_url or OPENAI_REALTIME_URL
+    return RealtimeEndpoint(
+        _websocket_url(url), settings.effective_llm_api_key, settings.realtime_model
+    )
+
+
+def _websocket_url(url: str) -> str:
+    url = url.rstrip("/")
+    for plain, secure in (("http://", "ws://"), ("https://", "wss://")):
+        if url.startswith(plain):
+            return secure + url[len(plain) :]
+    return url
+
+
+def session_update(
+    instructions: str,
+    tools: tuple[ToolSpec, ...],
+    *,
+    voice: str | None,
+    language: str,
+) -> dict[str, Any]:
+    """The ``session.update`` that configures a phone call: μ-law both ways, server-side
+    voice activity detection (it also interrupts the model's answer when the caller speaks),
+    transcripts of the caller, and the agent's tools."""
+    output: dict[str, Any] = {"format": AUDIO_FORMAT}
+    if voice:
+        output["voice"] = voice
+    return {
+        "type": "session.update",
+        "session": {
+            "type": "realtime",
+            "output_modalities": ["audio"],
+            "instructions": instructions,
+            "audio": {
+                "input": {
+                    "format": AUDIO_FORMAT,
+                    "turn_detection": {"type": "server_vad"},
+                    "transcription": {"model": TRANSCRIPTION_MODEL, "language": language},
+                },
+                "output": output,
+            },
+            "tools": [
+                {
+                    "type": "function",
+                    "name": spec.name,
+                    "description": spec.description,
+                    "parameters": spec.parameters,
+                }
+                for spec in tools
+            ],
+            "tool_choice": "auto",
+        },
+    }
+
+
+def respond(instructions: str | None = None) -> dict[str, Any]:
+    """``response.create``; ``instructions`` override the session's for this one answer."""
+    if instructions is None:
+        return {"type": "response.create"}
+    return {"type": "response.create", "response": {"instructions": instructions}}
+
+
+def append_audio(payload: str) -> str:
+    """``input_audio_buffer.append`` with a base64 μ-law payload, encoded (the hot path)."""
+    return '{"type":"input_audio_buffer.append","audio":' + json.dumps(payload) + "}"
+
+
+def truncate(item_id: str, audio_end_ms: int) -> dict[str, Any]:
+    return {
+        "type": "conversation.item.truncate",
+        "item_id": item_id,
+        "content_index": 0,
+        "audio_end_ms": audio_end_ms,
+    }
+
+
+def user_text(text: str) -> dict[str, Any]:
+    return {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        },
+    }
+
+
+def function_output(call_id: str, output: str) -> dict[str, Any]:
+    return {
+        "type": "conversation.item.create",
+        "item": {"type": "function_call_output", "call_id": call_id, "output": output},
+    }
+
+
+class RealtimeSocket:
+    """One open Realtime session: send events, receive events as dicts."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    async def send(self, event: dict[str, Any]) -> None:
+        await self._connection.send_raw(json.dumps(event, separators=(",", ":")))
+
+    async def send_encoded(self, data: str) -> None:
+        await self._connection.send_raw(data)
+
+    async def recv(self) -> dict[str, Any]:
+        """The next server event; raises ``websockets.ConnectionClosed`` at the end."""
+        event = json.loads(await self._connection.recv_bytes())
+        return event if isinstance(event, dict) else {}
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+
+# One SDK client per endpoint and key, not per call (as the turn loop keeps its providers).
+_clients = TTLCache[tuple[str, str], AsyncOpenAI](ttl_seconds=3600, max_items=256)
+
+
+def _client(endpoint: RealtimeEndpoint) -> AsyncOpenAI:
+    key = (endpoint.url, hash_token(endpoint.api_key or ""))
+    client = _clients.get(key)
+    if client is None:
+        client = AsyncOpenAI(
+            api_key=endpoint.api_key or "none",
+            base_url=_http_url(endpoint.url),
+            websocket_base_url=endpoint.url,
+            max_retries=0,
+        )
+        _clients.put(key, client)
+    return client
+
+
+async def connect(endpoint: RealtimeEndpoint) -> RealtimeSocket:
+    """Open the session (the SDK adds ``/realtime?model=`` and the bearer key)."""
+    manager = _client(endpoint).realtime.connect(model=endpoint.model)
+    async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+        return RealtimeSocket(await manager.enter())
+
+
+def _http_url(url: str) -> str:
+    for plain, secure in (("ws://", "http://"), ("wss://", "https://")):
+        if url.startswith(plain):
+            return secure + url[len(plain) :]
+    return url

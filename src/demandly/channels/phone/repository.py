@@ -1,0 +1,176 @@
+"""Every query of the phone channel. The session's scope filters tenant rows; webhooks look a
+number or call up under the system scope first (Twilio names them, not a tenant), then narrow
+the session to the row's client."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from demandly.channels.phone.models import (
+    Call,
+    CallStatus,
+    Campaign,
+    CampaignStatus,
+    CampaignTarget,
+    PhoneNumber,
+    TargetStatus,
+    TwilioConnection,
+)
+
+LIVE_STATUSES = (CallStatus.QUEUED, CallStatus.RINGING, CallStatus.IN_PROGRESS)
+
+
+class PhoneRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _one(self, statement: Select[Any]) -> Any:
+        fresh = statement.execution_options(populate_existing=True)
+        return (await self.session.execute(fresh)).scalar_one_or_none()
+
+    # --- connections
+
+    def connections(self, agency_id: str | None = None) -> Select[Any]:
+        statement = select(TwilioConnection)
+        if agency_id is not None:
+            statement = statement.where(TwilioConnection.agency_id == agency_id)
+        return statement
+
+    async def connection(self, connection_id: str) -> TwilioConnection | None:
+        return await self._one(select(TwilioConnection).where(TwilioConnection.id == connection_id))
+
+    async def numbers_in_use(self, connection_id: str) -> int:
+        statement = select(func.count(PhoneNumber.id)).where(
+            PhoneNumber.connection_id == connection_id
+        )
+        return (await self.session.execute(statement)).scalar_one()
+
+    # --- numbers
+
+    def numbers(self, client_id: str | None = None, agent_id: str | None = None) -> Select[Any]:
+        statement = select(PhoneNumber)
+        if client_id is not None:
+            statement = statement.where(PhoneNumber.client_id == client_id)
+        if agent_id is not None:
+            statement = statement.where(PhoneNumber.agent_id == agent_id)
+        return statement
+
+    async def number(self, number_id: str) -> PhoneNumber | None:
+        return await self._one(select(PhoneNumber).where(PhoneNumber.id == number_id))
+
+    async def number_by_sid(self, twilio_sid: str) -> PhoneNumber | None:
+        return await self._one(select(PhoneNumber).where(PhoneNumber.twilio_sid == twilio_sid))
+
+    async def number_called(self, account_sid: str, number: str) -> PhoneNumber | None:
+        """The number a call reached, on the account Twilio names."""
+        statement = (
+            select(PhoneNumber)
+            .join(TwilioConnection, TwilioConnection.id == PhoneNumber.connection_id)
+            .where(PhoneNumber.number == number, TwilioConnection.account_sid == account_sid)
+        )
+        return (await self.session.execute(statement)).scalars().first()
+
+    async def first_number_of_agent(self, agent_id: str) -> PhoneNumber | None:
+        statement = self.numbers(agent_id=agent_id).order_by(PhoneNumber.id).limit(1)
+        return await self._one(statement)
+
+    # --- calls
+
+    def calls(
+        self,
+        client_id: str | None = None,
+        agent_id: str | None = None,
+        status: str | None = None,
+        direction: str | None = None,
+        campaign_id: str | None = None,
+    ) -> Select[Any]:
+        statement = select(Call)
+        for column, value in (
+            (Call.client_id, client_id),
+            (Call.agent_id, agent_id),
+            (Call.status, status),
+            (Call.direction, direction),
+            (Call.campaign_id, campaign_id),
+        ):
+            if value is not None:
+                statement = statement.where(column == value)
+        return statement
+
+    async def call(self, call_id: str, *, for_update: bool = False) -> Call | None:
+        statement = select(Call).where(Call.id == call_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return await self._one(statement)
+
+    async def call_by_sid(self, call_sid: str, *, for_update: bool = False) -> Call | None:
+        statement = select(Call).where(Call.twilio_call_sid == call_sid)
+        if for_update:
+            statement = statement.with_for_update()
+        return await self._one(statement)
+
+    async def call_of_conversation(self, conversation_id: str) -> Call | None:
+        return await self._one(select(Call).where(Call.conversation_id == conversation_id))
+
+    async def live_calls_of_campaign(self, campaign_id: str) -> int:
+        statement = select(func.count(Call.id)).where(
+            Call.campaign_id == campaign_id, Call.status.in_(LIVE_STATUSES)
+        )
+        return (await self.session.execute(statement)).scalar_one()
+
+    # --- campaigns
+
+    def campaigns(self, client_id: str | None = None) -> Select[Any]:
+        statement = select(Campaign)
+        if client_id is not None:
+            statement = statement.where(Campaign.client_id == client_id)
+        return statement
+
+    async def campaign(self, campaign_id: str, *, for_update: bool = False) -> Campaign | None:
+        statement = select(Campaign).where(Campaign.id == campaign_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return await self._one(statement)
+
+    async def running_campaign_ids(self) -> list[str]:
+        statement = select(Campaign.id).where(Campaign.status == CampaignStatus.RUNNING)
+        return list((await self.session.execute(statement)).scalars())
+
+    async def targets(self, campaign_id: str) -> list[CampaignTarget]:
+        statement = (
+            select(CampaignTarget)
+            .where(CampaignTarget.campaign_id == campaign_id)
+            .order_by(CampaignTarget.id)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def target(self, target_id: str) -> CampaignTarget | None:
+        return await self._one(select(CampaignTarget).where(CampaignTarget.id == target_id))
+
+    async def due_targets(
+        self, campaign_id: str, now: datetime, limit: int
+    ) -> list[CampaignTarget]:
+        statement = (
+            select(CampaignTarget)
+            .where(
+                CampaignTarget.campaign_id == campaign_id,
+                CampaignTarget.status == TargetStatus.PENDING,
+                or_(
+                    CampaignTarget.next_attempt_at.is_(None),
+                    CampaignTarget.next_attempt_at <= now,
+                ),
+            )
+            .order_by(CampaignTarget.id)
+            .limit(limit)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def open_targets(self, campaign_id: str) -> int:
+        statement = select(func.count(CampaignTarget.id)).where(
+            CampaignTarget.campaign_id == campaign_id,
+            CampaignTarget.status.in_((TargetStatus.PENDING, TargetStatus.CALLING)),
+        )
+        return (await self.session.execute(statement)).scalar_one()

@@ -1,0 +1,15 @@
+"""The campaign dialer: once a minute, due contacts of running campaigns get their call."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from demandly.channels.phone import service
+from demandly.config import get_settings
+from demandly.jobs.registry import JobContext, periodic
+
+
+@periodic("phone.dialer", every=timedelta(minutes=1))
+async def dial_campaigns(ctx: JobContext, payload: dict[str, Any]) -> None:
+    await service.run_dialer(ctx.session, get_settings())

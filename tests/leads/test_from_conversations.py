@@ -1,0 +1,194 @@
+"""Leads out of conversations, through the public chat API: a German visitor who gives name,
+e-mail and phone becomes one contact and one lead, and the client's inbox gets the lead in the
+agency's brand; an LLM agent's qualify_lead sets the verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from demandly.jobs.worker import Worker
+from demandly.kit.context import Scope
+from demandly.kit.db import Database
+from demandly.leads.models import Contact, Lead
+from demandly.tenancy.models import Agency
+from tests.conversations.conftest import API, publish_agent, replies, say, start
+from tests.conversations.test_llm_turns import llm_agent
+from tests.engine.openai_stub import OpenAIStub, StubToolCall
+from tests.factories import Tenant, unique
+from tests.integrations.smtp import SMTP_FROM, SmtpServer
+
+FORM = [
+    {"key": "name", "label": {"de": "Name", "en": "Name"}, "type": "text"},
+    {"key": "email", "label": {"de": "E-Mail", "en": "E-mail"}, "type": "email"},
+    {"key": "phone", "label": {"de": "Telefonnummer", "en": "Phone"}, "type": "phone"},
+]
+
+
+async def _brand(db: Database, tenant: Tenant) -> None:
+    async with db.session(Scope.for_system()) as session:
+        agency = await session.get(Agency, tenant.agency.id)
+        assert agency is not None
+        agency.branding = {
+            "display_name": "Nordlicht Digital",
+            "sender_name": "Nordlicht Leads",
+            "primary_color": "#0f4c81",
+        }
+        await session.commit()
+
+
+async def _notify(client: httpx.AsyncClient, tenant: Tenant, *addresses: str) -> None:
+    response = await client.put(
+        f"{API}/clients/{tenant.clients[0].id}/lead-notifications",
+        json={"notify_emails": list(addresses), "notify_on": ["created", "qualified"]},
+        headers=tenant.headers("client_admin"),
+    )
+    assert response.status_code == 200, response.text
+
+
+async def _leads_of(db: Database, conversation_id: str) -> list[Lead]:
+    async with db.session(Scope.for_system()) as session:
+        rows = await session.execute(select(Lead).where(Lead.conversation_id == conversation_id))
+        return list(rows.scalars())
+
+
+async def _contacts_of(db: Database, client_id: str) -> list[Contact]:
+    async with db.session(Scope.for_system()) as session:
+        rows = await session.execute(select(Contact).where(Contact.client_id == client_id))
+        return list(rows.scalars())
+
+
+async def test_a_german_conversation_becomes_a_contact_a_lead_and_an_email(
+    client: httpx.AsyncClient,
+    visitor: httpx.AsyncClient,
+    db: Database,
+    tenant: Tenant,
+    use_smtp: SmtpServer,
+) -> None:
+    await _brand(db, tenant)
+    inbox = f"{unique('praxis')}@example.de"
+    await _notify(client, tenant, inbox)
+    agent = await publish_agent(client, tenant, qualification=FORM)
+    started = await start(visitor, agent.public_key)
+
+    await say(visitor, started, "Hallo, ich hätte gern einen Termin zur Zahnreinigung.")
+    await say(visitor, started, "Ich heiße Maria Sommer")
+    await say(visitor, started, "maria.sommer@example.de")
+    answer = await say(visitor, started, "030 1234567")
+    assert replies(answer)
+
+    conversation_id = started["conversation_id"]
+    [lead] = await _leads_of(db, conversation_id)
+    assert lead.answers == {
+        "name": "Maria Sommer",
+        "email": "maria.sommer@example.de",
+        "phone": "+49301234567",
+    }
+    assert lead.status == "qualified" and lead.agent_id == agent.id
+    [contact] = await _contacts_of(db, tenant.clients[0].id)
+    assert (contact.name, contact.email, contact.phone, contact.source) == (
+        "Maria Sommer",
+        "maria.sommer@example.de",
+        "+49301234567",
+        "chat",
+    )
+    assert lead.contact_id == contact.id
+
+    # The same visitor again, in a new conversation: a second lead, the same contact.
+    again = await start(visitor, agent.public_key)
+    await say(visitor, again, "Maria Sommer, maria.sommer@example.de, 030 1234567")
+    assert len(await _contacts_of(db, tenant.clients[0].id)) == 1
+    [second] = await _leads_of(db, again["conversation_id"])
+    assert second.contact_id == contact.id and second.id != lead.id
+
+    await Worker(db).run_until_idle()
+    mails = use_smtp.to(inbox)
+    subjects = sorted(str(m["Subject"]) for m in mails)
+    assert subjects == [
+        "Neue Anfrage: Maria Sommer",
+        "Neue Anfrage: Maria Sommer",
+        "Qualifizierte Anfrage: Maria Sommer",
+        "Qualifizierte Anfrage: Maria Sommer",
+    ]
+    mail = next(m for m in mails if m["Subject"] == "Neue Anfrage: Maria Sommer")
+    assert mail["From"].addresses[0].display_name == "Nordlicht Leads"
+    assert mail["From"].addresses[0].addr_spec == SMTP_FROM
+    assert str(mail["Reply-To"]) == "maria.sommer@example.de"
+    text = mail.get_body(("plain",)).get_content()
+    assert "Telefon: +49301234567" in text and "E-Mail: maria.sommer@example.de" in text
+    links = {f"/app/conversations/{c}" for c in (conversation_id, again["conversation_id"])}
+    assert any(link in text for link in links)
+    html = mail.get_body(("html",)).get_content()
+    assert "#0f4c81" in html and "Nordlicht Digital" in html and "Maria Sommer" in html
+    assert "Demandly" not in html and "Demandly" not in text
+
+
+async def test_no_recipients_no_email_and_restricted_contacts_are_not_forwarded(
+    client: httpx.AsyncClient,
+    visitor: httpx.AsyncClient,
+    db: Database,
+    tenant: Tenant,
+    use_smtp: SmtpServer,
+) -> None:
+    agent = await publish_agent(client, tenant, qualification=FORM)
+    started = await start(visitor, agent.public_key)
+    await say(visitor, started, "Max Muster, max.muster@example.de, 030 7654321")
+    [lead] = await _leads_of(db, started["conversation_id"])
+    await Worker(db).run_until_idle()
+    assert use_smtp.to("max.muster@example.de") == []
+
+    inbox = f"{unique('restricted')}@example.de"
+    await _notify(client, tenant, inbox)
+    contact = await client.get(f"{API}/leads/{lead.id}", headers=tenant.headers("client_admin"))
+    contact_id = contact.json()["contact_id"]
+    await client.patch(
+        f"{API}/contacts/{contact_id}",
+        json={"processing_restricted": True},
+        headers=tenant.headers("client_admin"),
+    )
+    fresh = await client.post(
+        f"{API}/leads",
+        json={"client_id": tenant.clients[0].id, "contact_id": contact_id},
+        headers=tenant.headers("client_admin"),
+    )
+    assert fresh.status_code == 201
+    await Worker(db).run_until_idle()
+    assert use_smtp.to(inbox) == []
+
+
+async def test_an_llm_agent_qualifies_or_disqualifies_the_lead(
+    client: httpx.AsyncClient,
+    visitor: httpx.AsyncClient,
+    db: Database,
+    tenant: Tenant,
+    openai_stub: OpenAIStub,
+) -> None:
+    agent = await llm_agent(client, tenant, openai_stub)
+    owner = tenant.headers("agency_owner")
+    tools = ["save_lead_details", "qualify_lead", "request_handoff", "end_conversation"]
+    await client.patch(f"{API}/agents/{agent.id}", json={"tools": tools}, headers=owner)
+    await client.post(f"{API}/agents/{agent.id}/publish", headers=owner)
+    started = await start(visitor, agent.public_key)
+
+    openai_stub.script_tool_calls(
+        StubToolCall(
+            "save_lead_details",
+            ('{"fields": {"name": "Anna Berg", "email": "anna.berg@example.com"}}',),
+            id="c1",
+        ),
+        StubToolCall(
+            "qualify_lead", ('{"status": "disqualified", "reason": "sucht nur Jobs"}',), id="c2"
+        ),
+    )
+    openai_stub.script_text("Danke, Frau Berg!")
+    await say(visitor, started, "Anna Berg, anna.berg@example.com, ich suche einen Job")
+
+    [lead] = await _leads_of(db, started["conversation_id"])
+    assert (lead.status, lead.status_reason) == ("disqualified", "sucht nur Jobs")
+    assert lead.answers == {"name": "Anna Berg", "email": "anna.berg@example.com"}
+    results: list[dict[str, Any]] = [
+        m for m in openai_stub.requests[-1].body["messages"] if m["role"] == "tool"
+    ]
+    assert '"status":"disqualified"' in results[-1]["content"].replace(" ", "")
