@@ -47,6 +47,8 @@ from demandly.tenancy.api import router as tenancy_router
 
 log = get_logger(__name__)
 API_PREFIX = "/api/v1"
+UPLOAD_PATH = rf"{API_PREFIX}/knowledge-bases/[^/]+/sources"
+MULTIPART_OVERHEAD = 65_536
 
 
 def configure_runtime(settings: Settings) -> None:
@@ -134,7 +136,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # Outermost first: request id wraps everything, so even a 413 carries it.
     app.add_middleware(PublicCorsMiddleware, prefix=f"{API_PREFIX}/public/")
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        # File uploads to a knowledge base: their own limit (plus room for the multipart frame).
+        larger=[
+            (rf"{API_PREFIX}/knowledge-bases/[^/]+/sources", settings.upload_max_bytes + 65_536)
+        ],
+    )
     app.add_middleware(RequestIdMiddleware)
     return app
 

@@ -12,6 +12,7 @@ from rich.console import Console
 from demandly.audit.cli import audit_app
 from demandly.config import Settings, get_settings
 from demandly.kit.migrations import upgrade_to_head
+from demandly.knowledge.cli import kb_app
 
 app = typer.Typer(help="Demandly: white-label AI chat and phone agents.", no_args_is_help=True)
 console = Console()
@@ -114,3 +115,4 @@ def _print_demo(logins) -> None:  # type: ignore[no-untyped-def]
 
 
 app.add_typer(audit_app, name="audit", help="Audit trail tools.")
+app.add_typer(kb_app, name="kb", help="Knowledge base tools: ingest and search.")

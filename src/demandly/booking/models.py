@@ -64,7 +64,7 @@ class EventType(RecordModel, TenantMixin):
     """What can be booked on a calendar: a name, a length and where it takes place."""
 
     __tablename__ = "event_types"
-    __id_prefix__ = "evt"
+    __id_prefix__ = "etype"
 
     client_id: Mapped[str] = mapped_column(
         String(40), ForeignKey("clients.id", ondelete="CASCADE"), index=True

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -55,20 +57,34 @@ class RequestIdMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuses bodies over the limit with 413, by Content-Length or while streaming."""
+    """Refuses bodies over the limit with 413, by Content-Length or while streaming. A few
+    paths (file uploads) may have a larger limit of their own: ``(path regex, max bytes)``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, exempt_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        larger: Sequence[tuple[str, int]] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.exempt_prefixes = exempt_prefixes
+        self.larger = tuple((re.compile(pattern), limit) for pattern, limit in larger)
+
+    def _limit_for(self, path: str) -> int:
+        for pattern, limit in self.larger:
+            if pattern.fullmatch(path):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self._limit_for(scope["path"])
+        message_text = f"Request body is larger than {max_bytes} bytes."
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_error(send, PayloadTooLarge(self._message()), scope)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await _send_error(send, PayloadTooLarge(message_text), scope)
             return
         received = 0
         too_large = False
@@ -83,10 +99,10 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     too_large = True
                     if not started:
-                        await _send_error(send, PayloadTooLarge(self._message()), scope)
+                        await _send_error(send, PayloadTooLarge(message_text), scope)
                     return {"type": "http.disconnect"}
             return message
 
@@ -102,9 +118,6 @@ class BodySizeLimitMiddleware:
         except Exception:
             if not too_large:
                 raise
-
-    def _message(self) -> str:
-        return f"Request body is larger than {self.max_bytes} bytes."
 
 
 async def _send_error(send: Send, error: Any, scope: Scope) -> None:
