@@ -258,3 +258,17 @@ async def test_a_calendar_with_upcoming_appointments_cannot_be_deleted(
     )
     assert (await client.delete(url, headers=world.a.headers(OWNER))).status_code == 204
     assert (await client.get(url, headers=world.a.headers(OWNER))).status_code == 404
+
+
+async def test_the_booking_pages_own_paths_are_no_calendar_slugs(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    for reserved in ("manage", "static"):
+        refused = await client.post(
+            f"{API}/calendars",
+            json=calendar_body(world.a.clients[0].id, slug=reserved),
+            headers=world.a.headers(OWNER),
+        )
+        assert refused.status_code == 422, refused.text
+    named = await create_calendar(client, world.a, name="Manage")
+    assert named["slug"] != "manage" and named["slug"].startswith("manage-")

@@ -19,7 +19,7 @@ from demandly.kit.crypto import get_keyring
 from demandly.kit.errors import Gone, NotFound
 from demandly.kit.time import utcnow
 
-Purpose = Literal["manage", "feed"]
+Purpose = Literal["manage", "feed", "form"]
 MAC_PURPOSE = "booking-link"
 SIGNATURE_LENGTH = 32  # hex characters: 128 bits
 MAX_TOKEN_LENGTH = 200

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -35,6 +36,19 @@ Minutes = Annotated[int, Field(ge=0, le=60 * 24 * 7)]
 Buffer = Annotated[int, Field(ge=0, le=24 * 60)]
 Phone = Annotated[PlainText, Field(min_length=3, max_length=40)]
 Notes = Annotated[Text, Field(max_length=2000)]
+
+
+# Paths of the booking pages next to /book/{slug}: no calendar may take these names.
+RESERVED_SLUGS = frozenset({"manage", "static"})
+
+
+def _not_reserved(value: str) -> str:
+    if value in RESERVED_SLUGS:
+        raise ValueError(f"'{value}' is reserved for the booking pages")
+    return value
+
+
+CalendarSlug = Annotated[Slug, AfterValidator(_not_reserved)]
 
 
 class _Input(BaseModel):
@@ -124,7 +138,7 @@ class _CalendarRules(_Input):
 class CalendarCreate(_CalendarRules):
     client_id: Id
     name: Name
-    slug: Slug | None = Field(None, description="Default: from the name, made unique.")
+    slug: CalendarSlug | None = Field(None, description="Default: from the name, made unique.")
     timezone: TimeZone | None = Field(None, description="Default: the client's time zone.")
     event_types: list[EventTypeIn] = Field(
         default_factory=_default_event_types, min_length=1, max_length=MAX_EVENT_TYPES
@@ -149,7 +163,7 @@ class CalendarUpdate(_CalendarRules):
     """Only the fields sent change; null clears the optional ones."""
 
     name: Name | None = None
-    slug: Slug | None = None
+    slug: CalendarSlug | None = None
     timezone: TimeZone | None = None
     event_types: list[EventTypeIn] | None = Field(None, min_length=1, max_length=MAX_EVENT_TYPES)
     weekly_hours: list[WeeklyRange] | None = Field(None, max_length=MAX_RANGES)

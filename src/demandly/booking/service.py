@@ -113,7 +113,7 @@ async def create_calendar(
 async def _free_slug(repo: BookingRepository, base: str) -> str:
     base = base[:50].rstrip("-") or "calendar"
     candidate = base
-    while await repo.slug_taken(candidate):
+    while candidate in s.RESERVED_SLUGS or await repo.slug_taken(candidate):
         candidate = f"{base}-{random_token(nbytes=4).lower().replace('_', '').replace('-', '')}"
     return candidate
 
