@@ -68,7 +68,8 @@ def _email(to: str, **overrides: object) -> OutgoingEmail:
 
 async def _queue(db: Database, agency: Agency, email: OutgoingEmail, commit: bool = True) -> Job:
     async with db.session(Scope.for_agency(agency.id)) as session:
-        job = await queue_email(session, email, agency_id=agency.id, client_id=None)
+        brand = await brand_for(session, agency.id)
+        job = await queue_email(session, email, brand=brand, agency_id=agency.id, client_id=None)
         if commit:
             await session.commit()
         else:

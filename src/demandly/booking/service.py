@@ -865,6 +865,7 @@ async def _notify(
             html=branded_html(brand, mail.subject, _html_body(mail)),
             attachments=attachments,
         ),
+        brand=brand,
         agency_id=appt.agency_id,
         client_id=appt.client_id,
         idempotency_key=f"booking.mail:{appt.id}:{appt.sequence}:{what}",

@@ -18,7 +18,7 @@ import base64
 import html
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -75,31 +75,30 @@ class Brand:
     name: str
     primary_color: str
     logo_url: str | None
+    # The From display name of its e-mails (the agency's sender name, else its name).
+    sender_name: str = field(default="", compare=False)
 
 
 # --- brand and layout ----------------------------------------------------------------------
 
 
-def _brand_and_sender(branding: dict[str, Any], agency_name: str) -> tuple[Brand, str]:
+def _brand(branding: dict[str, Any], agency_name: str) -> Brand:
     name = str(branding.get("display_name") or agency_name)
     color = str(branding.get("primary_color") or DEFAULT_COLOR)
-    brand = Brand(
+    return Brand(
         name=name,
         primary_color=color if _HEX_COLOR.match(color) else DEFAULT_COLOR,
         logo_url=branding.get("logo_url") or None,
+        sender_name=str(branding.get("sender_name") or name),
     )
-    return brand, str(branding.get("sender_name") or name)
-
-
-async def _agency_brand(session: AsyncSession, agency_id: str) -> tuple[Brand, str]:
-    agency = await TenancyRepository(session).agency(agency_id)
-    if agency is None:
-        raise LookupError(f"agency {agency_id} not found in this scope")
-    return _brand_and_sender(agency.branding or {}, agency.name)
 
 
 async def brand_for(session: AsyncSession, agency_id: str) -> Brand:
-    return (await _agency_brand(session, agency_id))[0]
+    """The agency's brand, looked up once per message batch and handed to ``queue_email``."""
+    agency = await TenancyRepository(session).agency(agency_id)
+    if agency is None:
+        raise LookupError(f"agency {agency_id} not found in this scope")
+    return _brand(agency.branding or {}, agency.name)
 
 
 def branded_html(brand: Brand, title: str, body_html: str) -> str:
@@ -183,17 +182,18 @@ async def queue_email(
     session: AsyncSession,
     email: OutgoingEmail,
     *,
+    brand: Brand,
     agency_id: str,
     client_id: str | None,
     idempotency_key: str | None = None,
     run_at: datetime | None = None,
 ) -> Job:
-    """Queue ``email`` in the caller's transaction, from the agency's sender name."""
-    _, sender_name = await _agency_brand(session, agency_id)
+    """Queue ``email`` in the caller's transaction, from the brand's sender name (the caller
+    has the brand already: it rendered the message with it)."""
     return await enqueue(
         session,
         SEND_TASK,
-        _seal(email, sender_name),
+        _seal(email, brand.sender_name or brand.name),
         agency_id=agency_id,
         client_id=client_id,
         idempotency_key=idempotency_key,

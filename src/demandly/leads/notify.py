@@ -170,6 +170,7 @@ async def notify(session: AsyncSession, lead_id: str, reason: str, base_url: str
         await queue_email(
             session,
             email,
+            brand=brand,
             agency_id=lead.agency_id,
             client_id=lead.client_id,
             idempotency_key=f"lead.{reason}:{lead.id}:{hash_token(address)[:16]}",
