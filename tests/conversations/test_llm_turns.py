@@ -8,9 +8,11 @@ from typing import Any
 
 import httpx
 
+from demandly.kit.db import Database
 from tests.conversations.conftest import API, PublishedAgent, publish_agent, replies, say, start
 from tests.engine.openai_stub import OpenAIStub, StubToolCall
 from tests.factories import Tenant
+from tests.knowledge.conftest import add_source, create_base, run_jobs
 
 
 async def llm_agent(client: httpx.AsyncClient, tenant: Tenant, stub: OpenAIStub) -> PublishedAgent:
@@ -120,3 +122,35 @@ async def test_a_failing_model_degrades_to_a_polite_fallback(
 
     openai_stub.script_text("Jetzt geht es wieder.")
     assert replies(await say(visitor, started, "Und jetzt?")) == ["Jetzt geht es wieder."]
+
+
+async def test_an_answer_from_a_knowledge_search_cites_its_sources(
+    visitor: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    openai_stub: OpenAIStub,
+    db: Database,
+) -> None:
+    base = await create_base(client, tenant)
+    text = "Professionelle Zahnreinigung: 89 Euro, etwa 60 Minuten."
+    await add_source(client, tenant, base["id"], {"kind": "text", "title": "Preise", "text": text})
+    await run_jobs(db)
+    llm = (await llm_agent(client, tenant, openai_stub)).id
+    detail = await client.get(f"{API}/agents/{llm}", headers=tenant.headers("agency_owner"))
+    agent = await publish_agent(
+        client,
+        tenant,
+        llm=detail.json()["llm"],
+        knowledge_base_ids=[base["id"]],
+        tools=["search_knowledge"],
+    )
+    started = await start(visitor, agent.public_key)
+    openai_stub.script_tool_calls(
+        StubToolCall("search_knowledge", ('{"query": "Zahnreinigung Preis"}',), id="k1")
+    )
+    openai_stub.script_text("Die Zahnreinigung kostet 89 Euro.")
+    answer = await say(visitor, started, "Was kostet eine Zahnreinigung?")
+
+    [reply] = [m for m in answer["messages"] if m["role"] == "assistant"]
+    assert reply["content"] == "Die Zahnreinigung kostet 89 Euro."
+    assert reply["sources"] == [{"title": "Preise", "url": None}]
