@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from demandly import models
 from demandly.config import get_settings
-from demandly.kit.migrations import include_name
 
 target_metadata = models.Base.metadata
 
@@ -31,7 +30,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
-        include_name=include_name,
+        include_name=models.include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,5 +1,7 @@
 """Every model, imported once so the metadata (and Alembic) knows all tables."""
 
+import re
+
 # Importing the audit service registers its session hooks: any entry point that knows the
 # models (server, worker, CLI) records audit events.
 from demandly.agents.models import Agent, AgentVersion, ProviderConnection
@@ -22,6 +24,16 @@ from demandly.tenancy.models import (
     MembershipClient,
     User,
 )
+
+# Tables the migrations create outside the models: SQLite's FTS5 index of the knowledge
+# chunks (a virtual table and the shadow tables SQLite keeps for it).
+_UNMODELLED = re.compile(r"^knowledge_fts(_(data|idx|content|docsize|config))?$")
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """For Alembic's comparisons of models and database: leave out what no model describes."""
+    return not (type_ == "table" and name is not None and _UNMODELLED.match(name))
+
 
 __all__ = [
     "Agency",

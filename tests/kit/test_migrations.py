@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from demandly.kit.db import Database
-from demandly.kit.migrations import head_revisions, include_name, is_at_head
-from demandly.models import Base
+from demandly.kit.migrations import head_revisions, is_at_head
+from demandly.models import Base, include_name
 
 
 async def test_fresh_database_migrates_to_head(fresh_db: tuple[Database, object]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,14 +13,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
-# Tables the migrations create outside the models: SQLite's FTS5 index of the knowledge
-# chunks (a virtual table and the shadow tables SQLite keeps for it).
-_UNMODELLED = re.compile(r"^knowledge_fts(_(data|idx|content|docsize|config))?$")
-
-
-def include_name(name: str | None, type_: str, parent_names: object) -> bool:
-    """For Alembic's comparisons: leave out what no model describes."""
-    return not (type_ == "table" and name is not None and _UNMODELLED.match(name))
 
 
 def alembic_config(url: str | None = None) -> Config:
