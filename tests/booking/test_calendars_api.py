@@ -272,3 +272,17 @@ async def test_the_booking_pages_own_paths_are_no_calendar_slugs(
         assert refused.status_code == 422, refused.text
     named = await create_calendar(client, world.a, name="Manage")
     assert named["slug"] != "manage" and named["slug"].startswith("manage-")
+
+
+async def test_an_override_sent_without_ranges_closes_that_day(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    calendar = await create_calendar(client, world.a)
+    day = future_day(9)
+    patched = await client.patch(
+        f"{API}/calendars/{calendar['id']}",
+        json={"date_overrides": [{"date": day.isoformat()}]},
+        headers=world.a.headers(OWNER),
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["date_overrides"] == [{"date": day.isoformat(), "ranges": []}]

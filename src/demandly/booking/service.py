@@ -205,7 +205,8 @@ async def get_calendar(session: AsyncSession, calendar_id: str) -> Calendar:
 async def update_calendar(
     session: AsyncSession, calendar: Calendar, data: s.CalendarUpdate
 ) -> Calendar:
-    changes = data.model_dump(exclude_unset=True)
+    # The fields sent, each whole: an override sent without "ranges" still has its default.
+    changes = {k: v for k, v in data.model_dump().items() if k in data.model_fields_set}
     if "slug" in changes and changes["slug"] != calendar.slug:
         async with system_scope(session):
             if await BookingRepository(session).slug_taken(changes["slug"]):
