@@ -36,6 +36,7 @@ from demandly.kit.http import install_error_handlers
 from demandly.kit.logging import configure_logging, get_logger
 from demandly.kit.middleware import (
     BodySizeLimitMiddleware,
+    NulByteGuardMiddleware,
     PublicCorsMiddleware,
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             (rf"{API_PREFIX}/knowledge-bases/[^/]+/sources", settings.upload_max_bytes + 65_536)
         ],
     )
+    app.add_middleware(NulByteGuardMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app
 

@@ -84,3 +84,21 @@ async def test_openapi_document_is_served(client: httpx.AsyncClient) -> None:
     document = (await client.get("/api/v1/openapi.json")).json()
     assert document["info"]["title"] == "Demandly API"
     assert (await client.get("/api/docs")).status_code == 200
+
+
+async def test_nul_byte_in_a_query_filter_is_422_naming_the_parameter(
+    client: httpx.AsyncClient, world
+) -> None:  # type: ignore[no-untyped-def]
+    # PostgreSQL refuses NUL in text: without the edge guard this filter was a 500.
+    headers = world.a.headers("agency_owner")
+    response = await client.get("/api/v1/events?type=%00x&limit=5", headers=headers)
+    error = assert_error_body(response, 422, "validation_error")
+    assert error["details"][0]["field"] == "query.type"
+    assert (await client.get("/api/v1/events?type=x&limit=5", headers=headers)).status_code == 200
+
+
+async def test_nul_byte_in_a_path_is_422(client: httpx.AsyncClient, world) -> None:  # type: ignore[no-untyped-def]
+    headers = world.a.headers("agency_owner")
+    response = await client.get("/api/v1/clients/cli_%00", headers=headers)
+    error = assert_error_body(response, 422, "validation_error")
+    assert error["details"][0]["field"] == "path"

@@ -6,11 +6,12 @@ import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from demandly.kit.errors import PayloadTooLarge
+from demandly.kit.errors import PayloadTooLarge, ValidationFailed
 
 REQUEST_ID_HEADER = "x-request-id"
 
@@ -118,6 +119,41 @@ class BodySizeLimitMiddleware:
         except Exception:
             if not too_large:
                 raise
+
+
+class NulByteGuardMiddleware:
+    """Refuses a NUL byte in the path or a query parameter with a 422 naming the parameter.
+    PostgreSQL cannot store or compare text holding NUL, so without this guard every query
+    filter would need its own check; bodies are checked by their schemas."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        field = _field_with_nul(scope)
+        if field is None:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        error = ValidationFailed(field, "A NUL character is not allowed here.")
+        await _send_error(send, error, scope)
+
+
+def _field_with_nul(scope: Scope) -> str | None:
+    if "\x00" in scope["path"]:
+        return "path"
+    raw = scope.get("query_string", b"")
+    if b"\x00" not in raw and b"%00" not in raw.lower():
+        return None
+    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return f"query.{name.replace(chr(0), '')}"
+    return None
 
 
 async def _send_error(send: Send, error: Any, scope: Scope) -> None:
