@@ -45,6 +45,7 @@ from demandly.kit.migrations import is_at_head
 from demandly.knowledge.api import router as knowledge_router
 from demandly.leads.api import router as leads_router
 from demandly.tenancy.api import router as tenancy_router
+from demandly.web.router import mount_dashboard
 
 log = get_logger(__name__)
 API_PREFIX = "/api/v1"
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(booking_pages_router)  # /book/...: public booking and manage pages
     app.include_router(twilio_webhooks_router)  # /twilio/...: what Twilio calls
     app.include_router(phone_media_router)  # WS /twilio/media-stream
+    mount_dashboard(app)  # /login, /app/...: the white-label dashboard
     _add_health_routes(app, db)
 
     # Outermost first: request id wraps everything, so even a 413 carries it.

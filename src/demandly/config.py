@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     migration_database_url: str | None = None
     secret_key: str | None = None
     base_url: str = "http://127.0.0.1:8000"
+    # The operator's own name, shown only on the platform's host before anyone signs in;
+    # agencies' clients see their agency's brand everywhere.
+    platform_name: str = "Demandly"
     environment: str = "development"
 
     llm_base_url: str | None = None

@@ -272,6 +272,13 @@ async def resolve_agency_by_host(session: AsyncSession, host: str) -> Agency | N
         return await repo.agency(record.agency_id)
 
 
+def set_user_locale(user: User, locale: str) -> None:
+    """The user's language for the dashboard and e-mails to them."""
+    if locale not in ("de", "en"):
+        raise ValidationFailed("locale", "Choose de or en.")
+    user.locale = locale
+
+
 # --- clients -------------------------------------------------------------------------------
 
 

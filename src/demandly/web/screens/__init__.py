@@ -1,0 +1,1 @@
+"""One module per dashboard screen, each with its own ``router`` and ``templates/<screen>/``."""
