@@ -69,3 +69,18 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_failure_at: Mapped[datetime | None] = mapped_column(default=None)
     blocked_until: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class PasswordReset(RecordModel):
+    """A password-reset link sent by e-mail: single use, short-lived, only its hash stored."""
+
+    __tablename__ = "password_resets"
+    __id_prefix__ = "pwr"
+
+    user_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+    ip: Mapped[str | None] = mapped_column(String(64), default=None)

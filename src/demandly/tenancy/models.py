@@ -6,7 +6,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -86,6 +95,21 @@ class AgencyDomain(RecordModel, TenantMixin):
     verified_at: Mapped[datetime | None] = mapped_column(default=None)
 
     agency: Mapped[Agency] = relationship(back_populates="domains")
+
+
+class AgencyAsset(RecordModel, TenantMixin):
+    """An uploaded brand file (logo, favicon), kept in the database so every process of a
+    scaled-out deployment serves it. Public by its unguessable id (it is shown on login pages
+    and in e-mails)."""
+
+    __tablename__ = "agency_assets"
+    __id_prefix__ = "ast"
+
+    kind: Mapped[str] = mapped_column(String(20))  # logo | favicon
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
 
 
 class Client(RecordModel):
