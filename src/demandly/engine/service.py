@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +21,8 @@ from demandly.agents.models import AgentVersion
 from demandly.config import Settings
 from demandly.conversations import service as conversations
 from demandly.conversations.models import Conversation, ConversationStatus, Message, MessageRole
+from demandly.engine.offline.hours import is_open, local_now
+from demandly.engine.offline.texts import language_of, say
 from demandly.engine.prompt import system_prompt
 from demandly.engine.providers.base import (
     AgentContext,
@@ -113,6 +116,21 @@ def default_provider(settings: Settings, llm: agents.ResolvedLLM | None) -> LLMP
         provider = OpenAICompatibleProvider(llm.base_url, llm.api_key, llm.model)
         _providers.put(key, provider)
     return provider
+
+
+def opening_greeting(context: AgentContext, now: datetime | None = None) -> str:
+    """The conversation's first message on every channel: the agent's greeting (or one in its
+    persona's words) and, when the agent keeps opening hours and it is closed now, the
+    out-of-hours message, so nobody waits for a person who is not there."""
+    greeting = conversations.greeting_text(
+        context.greeting, context.language, context.persona_name, context.business_name
+    )
+    clock = (lambda: now) if now is not None else None
+    if not context.opening_hours or is_open(context, local_now(clock, context)):
+        return greeting
+    language = language_of(context.language)
+    notice = context.out_of_hours_message or say(language, "out_of_hours_default")
+    return f"{greeting.rstrip()} {notice.strip()}"
 
 
 def message_view(message: Message) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import func, select
@@ -19,6 +21,7 @@ from tests.conversations.conftest import (
     say,
     start,
 )
+from tests.factories import Tenant
 
 
 async def test_the_widget_learns_brand_greeting_and_notice_first(
@@ -206,3 +209,36 @@ async def test_a_message_whose_answer_was_lost_is_answered_on_retry(
     assert roles[0] == "user" and "assistant" in roles[1:]
     again = await say(visitor, started, "Hallo", client_message_id="lost-1")
     assert [m["id"] for m in again["messages"]] == [m["id"] for m in retried["messages"]]
+
+
+async def test_out_of_hours_the_first_message_says_so(
+    client: httpx.AsyncClient, visitor: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    today = datetime.now(ZoneInfo("Europe/Berlin")).date()
+    # Open one hour a week, never today (and closed on today's date for good measure).
+    other_day = (today.weekday() + 3) % 7
+    agent = await publish_agent(
+        client,
+        tenant,
+        greeting=None,
+        business_hours={
+            "timezone": "Europe/Berlin",
+            "weekly": [{"weekday": other_day, "opens": "09:00", "closes": "10:00"}],
+            "closed_dates": [date.isoformat(today)],
+            "out_of_hours_message": "Gerade ist niemand in der Praxis, ich nehme Ihr Anliegen auf.",
+        },
+    )
+    shown = (await visitor.get(f"{API}/public/agents/{agent.public_key}")).json()["greeting"]
+    assert shown.startswith("Guten Tag! Ich bin Lena")
+    assert shown.endswith("Gerade ist niemand in der Praxis, ich nehme Ihr Anliegen auf.")
+    started = await start(visitor, agent.public_key)
+    assert started["messages"][0]["content"] == shown
+    answer = await say(visitor, started, "Bieten Sie Zahnreinigung an?")
+    assert "89 Euro" in " ".join(replies(answer))
+
+
+async def test_within_opening_hours_the_greeting_stays_as_written(
+    visitor: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    shown = (await visitor.get(f"{API}/public/agents/{agent.public_key}")).json()["greeting"]
+    assert shown == "Guten Tag, hier ist Lena von der Praxis. Wie kann ich helfen?"

@@ -44,7 +44,7 @@ from demandly.conversations import service as conversations
 from demandly.conversations.models import Channel, ConversationStatus, Message, MessageRole
 from demandly.engine.offline.hours import is_open, zone
 from demandly.engine.providers.base import AgentContext
-from demandly.engine.service import BUILT_IN_TOOLS, TurnRunner
+from demandly.engine.service import BUILT_IN_TOOLS, TurnRunner, opening_greeting
 from demandly.jobs.service import emit
 from demandly.kit.cache import TTLCache
 from demandly.kit.context import Actor, Scope
@@ -438,12 +438,7 @@ class _Agent:
 
     @property
     def greeting(self) -> str:
-        return conversations.greeting_text(
-            self.context.greeting,
-            self.context.language,
-            self.context.persona_name,
-            self.context.business_name,
-        )
+        return opening_greeting(self.context)
 
 
 # A version never changes; the client's name and time zone may, and calls see such a change

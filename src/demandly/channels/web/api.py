@@ -22,7 +22,13 @@ from demandly.channels.web import schemas as s
 from demandly.config import Settings
 from demandly.conversations import service as conversations
 from demandly.conversations.models import Channel, Conversation
-from demandly.engine.service import EngineEvent, TurnRunner, message_view, visible
+from demandly.engine.service import (
+    EngineEvent,
+    TurnRunner,
+    message_view,
+    opening_greeting,
+    visible,
+)
 from demandly.kit.context import Actor, Scope
 from demandly.kit.db import Database
 from demandly.kit.errors import DemandlyError, Forbidden, NotFound, Unauthorized, ValidationFailed
@@ -133,9 +139,7 @@ async def get_public_agent(public_key: PublicKey, request: Request) -> s.PublicA
 
 
 def _greeting(context: agents.AgentContext) -> str:
-    return conversations.greeting_text(
-        context.greeting, context.language, context.persona_name, context.business_name
-    )
+    return opening_greeting(context)
 
 
 @router.post(
