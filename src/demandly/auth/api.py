@@ -28,15 +28,20 @@ from demandly.auth.schemas import (
     LoginResponse,
     MeResponse,
     PasswordChange,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    ProfileUpdate,
     RecoveryCodes,
     RevokedCount,
     SessionOut,
     TotpConfirm,
     TotpDisable,
     TotpEnrollment,
+    UserOut,
 )
 from demandly.config import Settings
 from demandly.kit.pagination import Page, PageParams, page_params, paginate
+from demandly.tenancy import service as tenancy_service
 
 router = APIRouter(tags=["auth"])
 KEY_TAGS: list[str | Enum] = ["api keys"]
@@ -166,6 +171,56 @@ async def me(auth: CurrentAuth, session: DbSession) -> MeResponse:
     """A signed-in user: `user` and `memberships` (`api_key` null). An API key: `api_key`
     with its role and place, `user` null and no memberships."""
     return await service.whoami(session, auth)
+
+
+@router.patch("/me", response_model=UserOut)
+async def update_me(body: ProfileUpdate, auth: CurrentAuth, session: DbSession) -> UserOut:
+    """Change your own `name` and/or `locale` (`de` or `en`)."""
+    user = await service.update_profile(session, auth, body.name, body.locale)
+    return service.user_out(user)
+
+
+# --- password reset -----------------------------------------------------------------------
+
+
+@router.post("/auth/password-reset", status_code=202, responses={429: {"description": "Throttled"}})
+async def request_password_reset(
+    body: PasswordResetRequest, request: Request, session: DbSession
+) -> Response:
+    """E-mail a link to choose a new password (valid one hour, once). The answer is 202
+    whether or not the address has an account."""
+    agency = await tenancy_service.resolve_agency_by_host(session, request.headers.get("host", ""))
+    await service.request_password_reset(
+        session,
+        _settings(request),
+        body.email,
+        request_actor(request),
+        agency,
+        base_url=reset_base_url(request) if agency is not None else None,
+    )
+    return Response(status_code=202)
+
+
+@router.post(
+    "/auth/password-reset/confirm",
+    status_code=204,
+    responses={
+        400: {"description": "`reset_invalid`, `reset_used` or `reset_expired`"},
+        422: {"description": "The password breaks the policy"},
+    },
+)
+async def confirm_password_reset(
+    body: PasswordResetConfirm, request: Request, session: DbSession
+) -> None:
+    """Set the new password with the link's token; every session of the user ends."""
+    await service.reset_password(session, body.token, body.password, _settings(request))
+
+
+def reset_base_url(request: Request) -> str:
+    """The scheme and host the request came to (the caller checked that the host is one of
+    ours: an agency's verified domain), so the link opens in the same brand."""
+    scheme = "https" if _is_https(request) else request.url.scheme
+    return f"{scheme}://{request.headers.get('host', '')}"
 
 
 # --- two-factor ---------------------------------------------------------------------------

@@ -15,7 +15,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from demandly.auth.models import ApiKey, LoginSession, LoginThrottle, RecoveryCode
+from demandly.auth.models import (
+    ApiKey,
+    LoginSession,
+    LoginThrottle,
+    PasswordReset,
+    RecoveryCode,
+)
 from demandly.tenancy.models import Agency, Client, Membership, User
 
 
@@ -153,6 +159,32 @@ class CredentialRepository:
                     and_(LoginSession.revoked_at.is_not(None), LoginSession.revoked_at < before),
                 )
             )
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # --- password resets ------------------------------------------------------------------
+
+    async def password_reset_by_token_hash(self, token_hash: str) -> PasswordReset | None:
+        """The reset with this token, locked: two tabs cannot both use one link."""
+        result = await self.session.execute(
+            select(PasswordReset).where(PasswordReset.token_hash == token_hash).with_for_update()
+        )
+        return result.scalar_one_or_none()
+
+    async def use_password_resets(self, user_id: str, now: datetime) -> int:
+        """Mark every unused reset link of the user used (a new password voids them all)."""
+        result = await self.session.execute(
+            update(PasswordReset)
+            .where(PasswordReset.user_id == user_id, PasswordReset.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def delete_ended_password_resets(self, before: datetime) -> int:
+        """Reset links that expired before ``before`` (used or not)."""
+        result = await self.session.execute(
+            delete(PasswordReset).where(PasswordReset.expires_at < before)
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from demandly.tenancy.models import Role
 
@@ -144,3 +146,30 @@ class ApiKeyCreated(BaseModel):
     client_id: str | None
     display_prefix: str
     created_at: datetime
+
+
+# --- password reset and profile -----------------------------------------------------------
+
+
+class PasswordResetRequest(_Body):
+    email: str = Field(min_length=1, max_length=320)
+
+
+class PasswordResetConfirm(_Body):
+    token: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class ProfileUpdate(_Body):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    locale: Literal["de", "en"] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        # Names end up in e-mail headers and HTML: no line breaks or control characters.
+        if value is not None and any(unicodedata.category(ch) == "Cc" for ch in value):
+            raise ValueError("must not contain control characters or line breaks")
+        return value

@@ -4,6 +4,7 @@ out, the user's sessions, changing the password, and who the caller is (``/me``)
 from __future__ import annotations
 
 import hmac
+import html
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from demandly.auth.keys import (
     forget_api_key,
     resolve_api_key,
 )
-from demandly.auth.models import LoginSession
+from demandly.auth.models import LoginSession, PasswordReset
 from demandly.auth.passwords import hash_password_async, validate_password, verify_password_async
 from demandly.auth.repository import CredentialRepository
 from demandly.auth.schemas import (
@@ -39,13 +40,16 @@ from demandly.auth.support import (
     wrong,
 )
 from demandly.config import Settings
+from demandly.integrations.email import DEFAULT_COLOR as DEFAULT_EMAIL_COLOR
+from demandly.integrations.email import Brand as EmailBrand
+from demandly.integrations.email import OutgoingEmail, brand_for, branded_html, queue_email
 from demandly.kit.context import Actor, Scope
 from demandly.kit.crypto import get_keyring, hash_token
 from demandly.kit.db import Database, set_scope
-from demandly.kit.errors import NotFound, Unauthorized, ValidationFailed
+from demandly.kit.errors import BadRequest, NotFound, Unauthorized, ValidationFailed
 from demandly.kit.ids import random_token
 from demandly.kit.time import utcnow
-from demandly.tenancy.models import Membership, Role, Status, User
+from demandly.tenancy.models import Agency, Membership, Role, Status, User
 
 # Write "last used" at most this often: reads must not turn into writes on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -364,3 +368,207 @@ async def whoami(session: AsyncSession, ctx: AuthContext) -> MeResponse:
             for g in ctx.grants
         ],
     )
+
+
+# --- password reset by e-mail -------------------------------------------------------------
+
+PASSWORD_RESET_TTL = timedelta(hours=1)
+RESET_PATH = "/password/reset/"
+
+_RESET_MAIL = {
+    "en": {
+        "subject": "Reset your password",
+        "greeting": "Hello {name},",
+        "intro": (
+            "someone (hopefully you) asked to reset the password of your {brand} account. "
+            "Open this link within one hour to choose a new password:"
+        ),
+        "button": "Choose a new password",
+        "ignore": (
+            "If you did not ask for this, ignore this e-mail: your password stays as it is."
+        ),
+    },
+    "de": {
+        "subject": "Passwort zurücksetzen",
+        "greeting": "Hallo {name},",
+        "intro": (
+            "jemand (hoffentlich Sie) möchte das Passwort Ihres {brand}-Kontos zurücksetzen. "
+            "Öffnen Sie diesen Link innerhalb einer Stunde, um ein neues Passwort zu wählen:"
+        ),
+        "button": "Neues Passwort wählen",
+        "ignore": (
+            "Wenn Sie das nicht angefordert haben, ignorieren Sie diese E-Mail: Ihr Passwort "
+            "bleibt unverändert."
+        ),
+    },
+}
+
+
+def _reset_keys(email: str, ip: str | None, settings: Settings) -> list[throttle.ThrottleKey]:
+    """Like login's keys, counted apart: asking for links must not lock anyone out of login."""
+    return [
+        throttle.ThrottleKey(f"reset-{key.key}", key.threshold)
+        for key in (throttle.account_key(email, settings), throttle.ip_key(ip, settings))
+    ]
+
+
+async def _reset_brand_agency(
+    session: AsyncSession, user: User, host_agency: Agency | None
+) -> tuple[bool, Agency | None]:
+    """(may this host send the user a link, the agency whose brand the mail carries)."""
+    repo = CredentialRepository(session)
+    memberships = await repo.memberships_of(user.id)
+    if host_agency is not None:
+        # On an agency's own domain only that agency's people sign in (as at login).
+        belongs = user.is_platform_admin or any(m.agency_id == host_agency.id for m in memberships)
+        return belongs, host_agency
+    first = await repo.agency_by_id(memberships[0].agency_id) if memberships else None
+    return True, first
+
+
+def _reset_mail(user: User, brand: EmailBrand, link: str) -> OutgoingEmail:
+    words = _RESET_MAIL["de" if user.locale == "de" else "en"]
+    name = user.name or user.email
+    greeting = words["greeting"].format(name=name)
+    intro = words["intro"].format(brand=brand.name)
+    text = f"{greeting}\n\n{intro}\n\n{link}\n\n{words['ignore']}\n\n{brand.name}\n"
+    body = (
+        f"<p>{html.escape(greeting)}</p><p>{html.escape(intro)}</p>"
+        f'<p><a href="{html.escape(link, quote=True)}">{html.escape(words["button"])}</a></p>'
+        f'<p style="font-size:12px;color:#6b7280">{html.escape(link)}</p>'
+        f"<p>{html.escape(words['ignore'])}</p>"
+    )
+    subject = words["subject"]
+    return OutgoingEmail(
+        to=user.email, subject=subject, text=text, html=branded_html(brand, subject, body)
+    )
+
+
+async def request_password_reset(
+    session: AsyncSession,
+    settings: Settings,
+    email: str,
+    actor: Actor,
+    brand_host_agency: Agency | None,
+    *,
+    base_url: str | None = None,
+) -> None:
+    """E-mail a one-hour, single-use link to ``{base_url}/password/reset/{token}``.
+
+    Answers the same whether or not the address has an account (no enumeration); every
+    request counts against the account's and the address's throttle. ``base_url`` is the
+    host the request came to (only pass a host we trust: an agency's verified domain);
+    default: the platform's. The mail is in the brand of ``brand_host_agency``, else the
+    user's first agency, else the platform's name."""
+    email = email.strip().lower()
+    async with system_scope(session):
+        await throttle.charge(session, _reset_keys(email, actor.ip, settings))
+        user = await CredentialRepository(session).user_by_email(email)
+        if user is None or user.status != Status.ACTIVE:
+            return
+        allowed, agency = await _reset_brand_agency(session, user, brand_host_agency)
+        if not allowed:
+            return
+        token = random_token()
+        session.add(
+            PasswordReset(
+                user_id=user.id,
+                token_hash=hash_token(token),
+                expires_at=utcnow() + PASSWORD_RESET_TTL,
+                ip=actor.ip,
+            )
+        )
+        brand = (
+            await brand_for(session, agency.id)
+            if agency is not None
+            else EmailBrand(
+                name=settings.platform_name,
+                primary_color=DEFAULT_EMAIL_COLOR,
+                logo_url=None,
+                sender_name=settings.platform_name,
+            )
+        )
+        link = f"{(base_url or settings.base_url).rstrip('/')}{RESET_PATH}{token}"
+        await queue_email(
+            session,
+            _reset_mail(user, brand, link),
+            brand=brand,
+            agency_id=agency.id if agency is not None else None,  # type: ignore[arg-type]
+            client_id=None,
+        )
+    await record_user_event(session, "password.reset_requested", user.id)
+
+
+async def check_password_reset(session: AsyncSession, token: str) -> PasswordReset:
+    """The reset behind a link, if it can still be used; else 400 saying why."""
+    async with system_scope(session):
+        reset = await CredentialRepository(session).password_reset_by_token_hash(hash_token(token))
+    if reset is None:
+        raise BadRequest("This link is not valid.", code="reset_invalid")
+    if reset.used_at is not None:
+        raise BadRequest(
+            "This link was already used. Ask for a new one if you need to.", code="reset_used"
+        )
+    if reset.expires_at <= utcnow():
+        raise BadRequest("This link has expired. Ask for a new one.", code="reset_expired")
+    return reset
+
+
+async def reset_password(
+    session: AsyncSession, token: str, new_password: str, settings: Settings | None = None
+) -> User:
+    """Set a new (policy-checked) password with a reset link: uses up the link (and every
+    other one of the user), signs out all the user's sessions, records the event."""
+    reset = await check_password_reset(session, token)
+    repo = CredentialRepository(session)
+    async with system_scope(session):
+        user = await repo.user_by_id(reset.user_id)
+    if user is None or user.status != Status.ACTIVE:
+        raise BadRequest("This link is not valid.", code="reset_invalid")
+    validate_password(new_password, user.email)
+    new_hash = await hash_password_async(new_password)
+    now = utcnow()
+    async with system_scope(session):
+        user.password_hash = new_hash
+        user.password_changed_at = now
+        await repo.use_password_resets(user.id, now)
+        revoked = await repo.revoke_sessions(user.id, now)
+        if settings is not None:
+            # Whoever could read the mail owns the account now: forget the failed logins.
+            await throttle.reset(session, throttle.account_key(user.email, settings))
+    await record_user_event(session, "password.reset", user.id)
+    if revoked:
+        await record_user_event(session, "sessions.revoked", user.id)
+    return user
+
+
+# --- profile and sessions for the dashboard -----------------------------------------------
+
+
+async def update_profile(
+    session: AsyncSession, ctx: AuthContext, name: str | None, locale: str | None
+) -> User:
+    """The signed-in user's own name and language (de/en)."""
+    user_id = require_user(ctx)
+    repo = CredentialRepository(session)
+    async with system_scope(session):
+        user = await repo.user_by_id(user_id)
+        if user is None:
+            raise Unauthorized()
+        if name is not None:
+            if not name.strip():
+                raise ValidationFailed("name", "Your name is required.")
+            user.name = name.strip()
+        if locale is not None:
+            if locale not in ("de", "en"):
+                raise ValidationFailed("locale", "Choose de or en.")
+            user.locale = locale
+    return user
+
+
+async def start_session(
+    session: AsyncSession, settings: Settings, user: User, actor: Actor
+) -> IssuedSession:
+    """A session for a user who just proved who they are another way (a new account made
+    from an invitation with the password they chose)."""
+    return await _issue_session(session, settings, user, actor)

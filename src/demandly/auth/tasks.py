@@ -22,3 +22,11 @@ async def purge_ended_sessions(ctx: JobContext, payload: dict[str, Any]) -> None
 @periodic("auth.purge_stale_throttles", every=timedelta(hours=1))
 async def purge_stale_throttles(ctx: JobContext, payload: dict[str, Any]) -> None:
     await throttle.purge_stale(ctx.session)
+
+
+@periodic("auth.purge_password_resets", every=timedelta(hours=1))
+async def purge_password_resets(ctx: JobContext, payload: dict[str, Any]) -> None:
+    # Links that ended a day ago are of no use, not even to explain a support question.
+    await CredentialRepository(ctx.session).delete_ended_password_resets(
+        utcnow() - ENDED_SESSION_KEPT
+    )
