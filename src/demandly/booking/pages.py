@@ -12,7 +12,6 @@ script or style): the brand colours come as CSS variables from a stylesheet of t
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -39,6 +38,7 @@ from demandly.kit.errors import Conflict, DemandlyError, Gone, NotFound, Validat
 from demandly.kit.http import client_ip
 from demandly.kit.ratelimit import RateLimiter
 from demandly.kit.time import utcnow
+from demandly.tenancy.branding import Brand, brand_of, contrast_color
 from demandly.tenancy.models import Agency, Client
 
 router = APIRouter(include_in_schema=False)
@@ -48,9 +48,6 @@ STATIC_TYPES = {"booking.css": "text/css; charset=utf-8", "booking.js": "text/ja
 WINDOW_DAYS = 14
 FORM_TTL = timedelta(hours=2)
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-_HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
-DEFAULT_PRIMARY = "#1f2937"
-DEFAULT_ACCENT = "#2563eb"
 MAX_NOTE = 2000
 MAX_REASON = 500
 
@@ -294,43 +291,6 @@ async def static_file(name: str) -> Response:
     )
 
 
-@dataclass(frozen=True)
-class Brand:
-    """The agency's white-label identity on these pages (never the platform's name)."""
-
-    name: str
-    primary: str
-    accent: str
-    logo_url: str | None
-    privacy_url: str | None
-    imprint_url: str | None
-
-
-def brand_of(agency: Agency, client: Client) -> Brand:
-    branding: Mapping[str, Any] = agency.branding or {}
-    return Brand(
-        name=str(branding.get("display_name") or agency.name),
-        primary=_color(branding.get("primary_color"), DEFAULT_PRIMARY),
-        accent=_color(branding.get("accent_color"), DEFAULT_ACCENT),
-        logo_url=branding.get("logo_url") or None,
-        privacy_url=client.privacy_policy_url or branding.get("privacy_policy_url") or None,
-        imprint_url=branding.get("imprint_url") or None,
-    )
-
-
-def _color(value: Any, default: str) -> str:
-    return value if isinstance(value, str) and _HEX_COLOR.match(value) else default
-
-
-def _contrast(color: str) -> str:
-    """Black or white, whichever reads better on ``color`` (WCAG relative luminance)."""
-    digits = color[1:] if len(color) == 7 else "".join(c * 2 for c in color[1:])
-    channels = [int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4)]
-    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-    return "#111111" if luminance > 0.4 else "#ffffff"
-
-
 @router.get("/book/{slug}/brand.css")
 async def brand_css(slug: str, request: Request) -> Response:
     found = await _find_calendar(request, slug)
@@ -339,8 +299,8 @@ async def brand_css(slug: str, request: Request) -> Response:
     brand = brand_of(found.agency, found.client)
     body = (
         ":root {\n"
-        f"  --brand: {brand.primary};\n  --brand-text: {_contrast(brand.primary)};\n"
-        f"  --accent: {brand.accent};\n  --accent-text: {_contrast(brand.accent)};\n}}\n"
+        f"  --brand: {brand.primary};\n  --brand-text: {contrast_color(brand.primary)};\n"
+        f"  --accent: {brand.accent};\n  --accent-text: {contrast_color(brand.accent)};\n}}\n"
     )
     return Response(
         body, media_type="text/css; charset=utf-8", headers={"Cache-Control": "public, max-age=60"}

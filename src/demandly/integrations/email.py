@@ -37,17 +37,18 @@ from demandly.kit.crypto import get_keyring
 from demandly.kit.ids import ulid
 from demandly.kit.logging import get_logger
 from demandly.kit.time import utcnow
+from demandly.tenancy.branding import DEFAULT_PRIMARY, brand_of, color_or, contrast_color
+from demandly.tenancy.branding import Brand as AgencyBrand
 from demandly.tenancy.repository import TenancyRepository
 
 log = get_logger(__name__)
 
 SEND_TASK = "email.send"
 OUTBOX_FOLDER = "outbox"
-DEFAULT_COLOR = "#1f2937"
+DEFAULT_COLOR = DEFAULT_PRIMARY
 SMTP_TIMEOUT_SECONDS = 30.0
 # Binds the sealed payload to its purpose: a token sealed for something else will not open.
 _PAYLOAD_AAD = b"demandly/email.send/v1"
-_HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _LINE_BREAKS = re.compile(r"[\r\n\t\x00-\x1f\x7f]+")
 
 
@@ -82,23 +83,22 @@ class Brand:
 # --- brand and layout ----------------------------------------------------------------------
 
 
-def _brand(branding: dict[str, Any], agency_name: str) -> Brand:
-    name = str(branding.get("display_name") or agency_name)
-    color = str(branding.get("primary_color") or DEFAULT_COLOR)
+def _email_brand(brand: AgencyBrand) -> Brand:
     return Brand(
-        name=name,
-        primary_color=color if _HEX_COLOR.match(color) else DEFAULT_COLOR,
-        logo_url=branding.get("logo_url") or None,
-        sender_name=str(branding.get("sender_name") or name),
+        name=brand.name,
+        primary_color=brand.primary,
+        logo_url=brand.logo_url,
+        sender_name=brand.sender_name,
     )
 
 
 async def brand_for(session: AsyncSession, agency_id: str) -> Brand:
-    """The agency's brand, looked up once per message batch and handed to ``queue_email``."""
+    """The agency's brand (``tenancy.branding``: the same the dashboard and booking pages
+    show), looked up once per message batch and handed to ``queue_email``."""
     agency = await TenancyRepository(session).agency(agency_id)
     if agency is None:
         raise LookupError(f"agency {agency_id} not found in this scope")
-    return _brand(agency.branding or {}, agency.name)
+    return _email_brand(brand_of(agency))
 
 
 def branded_html(brand: Brand, title: str, body_html: str) -> str:
@@ -106,14 +106,17 @@ def branded_html(brand: Brand, title: str, body_html: str) -> str:
     ``body_html`` is trusted markup built by the caller (who escapes what users typed);
     everything taken from the brand and the title is escaped here."""
     name = html.escape(brand.name)
-    color = brand.primary_color if _HEX_COLOR.match(brand.primary_color) else DEFAULT_COLOR
+    color = color_or(brand.primary_color, DEFAULT_COLOR)
     if brand.logo_url:
         header = (
             f'<img src="{html.escape(brand.logo_url, quote=True)}" alt="{name}" '
             'style="max-height:40px;max-width:200px;border:0;display:block">'
         )
     else:
-        header = f'<span style="font-size:20px;font-weight:bold;color:#ffffff">{name}</span>'
+        header = (
+            '<span style="font-size:20px;font-weight:bold;'
+            f'color:{contrast_color(color)}">{name}</span>'
+        )
     return (
         "<!DOCTYPE html>\n"
         '<html><head><meta charset="utf-8">'

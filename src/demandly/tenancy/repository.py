@@ -9,13 +9,14 @@ from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, undefer
 
 from demandly.kit.context import Scope
 from demandly.kit.db import grants_criteria
 from demandly.kit.time import utcnow
 from demandly.tenancy.models import (
     Agency,
+    AgencyAsset,
     AgencyDomain,
     Client,
     Invitation,
@@ -85,6 +86,21 @@ class TenancyRepository:
             statement = statement.where(Client.status == status)
         return statement
 
+    # --- brand assets
+
+    async def asset(self, asset_id: str) -> AgencyAsset | None:
+        """An uploaded brand file with its bytes."""
+        return await self._one(
+            select(AgencyAsset).options(undefer(AgencyAsset.data)).where(AgencyAsset.id == asset_id)
+        )
+
+    async def assets_of(self, agency_id: str, kind: str) -> list[AgencyAsset]:
+        """The agency's files of one kind (logo, favicon), without their bytes."""
+        result = await self.session.execute(
+            select(AgencyAsset).where(AgencyAsset.agency_id == agency_id, AgencyAsset.kind == kind)
+        )
+        return list(result.scalars().all())
+
     # --- users
 
     async def user(self, user_id: str) -> User | None:
@@ -92,6 +108,14 @@ class TenancyRepository:
 
     async def user_by_email(self, email: str) -> User | None:
         return await self._one(select(User).where(User.email == email.lower()))
+
+    async def users_by_ids(self, user_ids: Iterable[str]) -> list[User]:
+        """The users with these ids, in one query (for naming actors in a list)."""
+        wanted = list(dict.fromkeys(user_ids))
+        if not wanted:
+            return []
+        result = await self.session.execute(select(User).where(User.id.in_(wanted)))
+        return list(result.scalars().all())
 
     # --- memberships
 

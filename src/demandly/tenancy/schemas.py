@@ -131,6 +131,7 @@ class Branding(_Input):
 
     display_name: Name | None = None
     logo_url: WebUrl | None = None
+    favicon_url: WebUrl | None = None
     primary_color: HexColor | None = None
     accent_color: HexColor | None = None
     support_email: Email | None = None

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Response
+from fastapi.responses import RedirectResponse
 
 from demandly.auth.permissions import Permission
 from demandly.conversations import service as conversation_service
@@ -148,5 +149,11 @@ async def brand_css(view: ViewDep) -> Response:
 
 @router.get("/app/favicon.ico")
 async def favicon(view: ViewDep) -> Response:
+    brand = view.brand
+    if view.ctx is not None and view.host_agency is None:
+        brand = (await get_page(view.request, view)).brand
+    cache = {"Cache-Control": "private, max-age=300"}
+    if brand.favicon_url:
+        return RedirectResponse(brand.favicon_url, status_code=302, headers=cache)
     # No favicon uploaded: an empty answer, so browsers do not show the platform's.
-    return Response(status_code=204, headers={"Cache-Control": "private, max-age=300"})
+    return Response(status_code=204, headers=cache)
