@@ -144,7 +144,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         max_bytes=settings.max_body_bytes,
         # File uploads to a knowledge base: their own limit (plus room for the multipart frame).
         larger=[
-            (rf"{API_PREFIX}/knowledge-bases/[^/]+/sources", settings.upload_max_bytes + 65_536)
+            (rf"{API_PREFIX}/knowledge-bases/[^/]+/sources", settings.upload_max_bytes + 65_536),
+            (r"/app/clients/[^/]+/knowledge/[^/]+/upload", settings.upload_max_bytes + 65_536),
+            # Logo and favicon: the page answers "too large" itself up to this size.
+            (r"/app/settings/assets/(?:logo|favicon)", 4 * 1_048_576),
         ],
     )
     app.add_middleware(NulByteGuardMiddleware)

@@ -158,6 +158,23 @@ class BookingRepository:
             statement = statement.where(Appointment.start_at < filters.starts_before)
         return statement
 
+    async def week_appointments(
+        self, calendar_id: str, start: datetime, end: datetime, limit: int = 500
+    ) -> list[Appointment]:
+        """The calendar's appointments starting in [start, end), in time order (the
+        dashboard's week view: one query, attendees are on the rows)."""
+        statement = (
+            select(Appointment)
+            .where(
+                Appointment.calendar_id == calendar_id,
+                Appointment.start_at >= start,
+                Appointment.start_at < end,
+            )
+            .order_by(Appointment.start_at, Appointment.id)
+            .limit(limit)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
     async def feed_appointments(self, calendar_id: str, since: datetime) -> list[Appointment]:
         statement = (
             select(Appointment)
