@@ -6,10 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from demandly.conversations.models import Conversation, ConversationStatus, Message
+from demandly.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    Message,
+    MessageRole,
+)
 from demandly.kit.context import Scope
 from demandly.kit.db import grants_criteria
 
@@ -101,3 +106,65 @@ class ConversationRepository:
             .limit(limit)
         )
         return list(result.scalars())
+
+    # --- the dashboard's inbox
+
+    async def activity_page(
+        self,
+        filters: ConversationFilters,
+        within: Scope | None,
+        before: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Conversation]:
+        """Newest activity first, after the keyset ``before`` (last activity, id)."""
+        statement = self.listing(filters, within)
+        if before is not None:
+            at, conversation_id = before
+            statement = statement.where(
+                or_(
+                    Conversation.last_activity_at < at,
+                    and_(Conversation.last_activity_at == at, Conversation.id < conversation_id),
+                )
+            )
+        statement = statement.order_by(
+            Conversation.last_activity_at.desc(), Conversation.id.desc()
+        ).limit(limit)
+        return list((await self.session.execute(statement)).scalars())
+
+    async def active_since(
+        self, filters: ConversationFilters, since: datetime, limit: int = 50
+    ) -> list[Conversation]:
+        """Conversations with activity after ``since``, oldest activity first (the live inbox
+        polls this: ``filters.client_id`` and the activity index keep it cheap)."""
+        statement = (
+            self.listing(filters)
+            .where(Conversation.last_activity_at > since)
+            .order_by(Conversation.last_activity_at, Conversation.id)
+            .limit(limit)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def previews(self, conversation_ids: list[str]) -> dict[str, Message]:
+        """The latest message with text (visitor, assistant or person) of each conversation."""
+        if not conversation_ids:
+            return {}
+        latest = (
+            select(Message.conversation_id, func.max(Message.seq).label("seq"))
+            .where(
+                Message.conversation_id.in_(conversation_ids),
+                Message.role != MessageRole.TOOL,
+                Message.content.is_not(None),
+            )
+            .group_by(Message.conversation_id)
+            .subquery()
+        )
+        rows = await self.session.execute(
+            select(Message).join(
+                latest,
+                and_(
+                    Message.conversation_id == latest.c.conversation_id,
+                    Message.seq == latest.c.seq,
+                ),
+            )
+        )
+        return {m.conversation_id: m for m in rows.scalars()}

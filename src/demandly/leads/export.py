@@ -75,11 +75,21 @@ async def csv_lines(
 ) -> AsyncIterator[str]:
     """The header, then a line per lead, newest first. Each batch is read in a short
     transaction of its own (the request's has ended when the body streams)."""
+    async for line in csv_lines_matching(db, ctx, filters, within, None):
+        yield line
+
+
+async def csv_lines_matching(
+    db: Database, ctx: AuthContext, filters: LeadFilters, within: Scope | None, q: str | None
+) -> AsyncIterator[str]:
+    """``csv_lines`` of the leads whose contact matches ``q`` (the dashboard's search)."""
     yield _line(list(COLUMNS))
     after: str | None = None
     while True:
         async with db.session(ctx.scope, ctx.actor) as session:
-            rows = await LeadRepository(session).export_page(filters, within, after, BATCH)
+            rows = await LeadRepository(session).export_page_matching(
+                filters, q, within, after, BATCH
+            )
         for lead, contact in rows:
             yield _line(_row(lead, contact))
         if len(rows) < BATCH:

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, cast, or_, select
+from sqlalchemy import Select, String, and_, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from demandly.kit.context import Scope
 from demandly.kit.db import grants_criteria
 from demandly.leads.models import Contact, Lead, LeadNote, LeadSettings
-from demandly.tenancy.models import Membership
+from demandly.tenancy.models import Membership, MembershipClient, Role, User
 
 
 @dataclass(frozen=True)
@@ -50,14 +50,7 @@ class LeadRepository:
         if client_id is not None:
             statement = statement.where(Contact.client_id == client_id)
         if q:
-            statement = statement.where(
-                or_(
-                    *(
-                        column.ilike(f"%{_escape_like(q)}%", escape="\\")
-                        for column in (Contact.name, Contact.email, Contact.phone, Contact.company)
-                    )
-                )
-            )
+            statement = statement.where(_contact_matches(q))
         return statement
 
     async def contact(self, contact_id: str) -> Contact | None:
@@ -116,13 +109,43 @@ class LeadRepository:
             )
         return statement
 
+    def matching(self, filters: LeadFilters, q: str | None, within: Scope | None) -> Select[Any]:
+        """``leads``, narrowed to those whose contact's name, e-mail, phone or company
+        contains ``q``."""
+        statement = self.leads(filters, within)
+        if q:
+            contacts = select(Contact.id).where(_contact_matches(q))
+            if filters.client_id is not None:
+                contacts = contacts.where(Contact.client_id == filters.client_id)
+            statement = statement.where(Lead.contact_id.in_(contacts))
+        return statement
+
+    async def leads_of_conversations(self, conversation_ids: list[str]) -> dict[str, Lead]:
+        if not conversation_ids:
+            return {}
+        rows = await self.session.execute(
+            select(Lead).where(Lead.conversation_id.in_(conversation_ids))
+        )
+        return {lead.conversation_id: lead for lead in rows.scalars() if lead.conversation_id}
+
     async def export_page(
         self, filters: LeadFilters, within: Scope | None, after: str | None, limit: int
     ) -> list[tuple[Lead, Contact | None]]:
         """Leads with their contacts, newest first, after the id ``after``; leads of contacts
         whose processing is restricted are left out."""
+        return await self.export_page_matching(filters, None, within, after, limit)
+
+    async def export_page_matching(
+        self,
+        filters: LeadFilters,
+        q: str | None,
+        within: Scope | None,
+        after: str | None,
+        limit: int,
+    ) -> list[tuple[Lead, Contact | None]]:
+        """``export_page`` of the leads whose contact matches ``q`` (see ``matching``)."""
         statement = (
-            self.leads(filters, within)
+            self.matching(filters, q, within)
             .add_columns(Contact)
             .outerjoin(Contact, Contact.id == Lead.contact_id)
             .where(or_(Contact.id.is_(None), Contact.processing_restricted.is_(False)))
@@ -169,6 +192,41 @@ class LeadRepository:
             or_(Membership.client_id.is_(None), Membership.client_id == client_id),
         )
         return (await self.session.execute(statement.limit(1))).first() is not None
+
+    async def team_members(self, agency_id: str, client_id: str) -> list[User]:
+        """The people who can see the client (``is_team_member``, less agency members not
+        assigned to it), by name: who a lead can be given to."""
+        assigned = select(MembershipClient.membership_id).where(
+            MembershipClient.client_id == client_id
+        )
+        members = select(Membership.user_id).where(
+            Membership.agency_id == agency_id,
+            or_(
+                Membership.client_id == client_id,
+                and_(
+                    Membership.client_id.is_(None),
+                    or_(Membership.role != Role.AGENCY_MEMBER, Membership.id.in_(assigned)),
+                ),
+            ),
+        )
+        statement = select(User).where(User.id.in_(members)).order_by(User.name, User.email)
+        return list((await self.session.execute(statement)).scalars())
+
+    async def users_by_id(self, user_ids: set[str]) -> dict[str, User]:
+        if not user_ids:
+            return {}
+        rows = await self.session.execute(select(User).where(User.id.in_(user_ids)))
+        return {user.id: user for user in rows.scalars()}
+
+
+def _contact_matches(q: str) -> Any:
+    pattern = f"%{_escape_like(q)}%"
+    return or_(
+        *(
+            column.ilike(pattern, escape="\\")
+            for column in (Contact.name, Contact.email, Contact.phone, Contact.company)
+        )
+    )
 
 
 def _escape_like(text: str) -> str:
