@@ -5,12 +5,14 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import select
 
+from demandly.jobs.worker import Worker
 from demandly.kit.context import Scope
 from demandly.kit.crypto import hash_token
 from demandly.kit.db import Database
 from demandly.kit.time import utcnow
 from demandly.tenancy.models import Invitation, User
 from tests.factories import PASSWORD, Tenant, World, make_tenant, make_user, unique
+from tests.integrations.smtp import SmtpServer, smtp_server, use_smtp  # noqa: F401
 from tests.tenancy.conftest import login_headers
 
 API = "/api/v1"
@@ -254,3 +256,21 @@ async def test_reinviting_replaces_the_earlier_invitation(
     member_again = await invite(client, tenant, email=email)
     assert member_again.status_code == 409
     assert member_again.json()["error"]["code"] == "already_member"
+
+
+async def test_the_invitee_gets_an_email_in_the_agency_brand_with_the_link(
+    client: httpx.AsyncClient,
+    db: Database,
+    use_smtp: SmtpServer,  # noqa: F811
+) -> None:
+    tenant = await make_tenant(db)
+    response = await invite(client, tenant, role="client_viewer")
+    assert response.status_code == 201, response.text
+    created = response.json()
+    await Worker(db).run_until_idle()
+    [mail] = use_smtp.to(created["email"])
+    text = mail.get_body(("plain",)).get_content()
+    assert created["accept_url"] in text
+    assert tenant.clients[0].name in mail["Subject"]
+    assert tenant.agency.name in str(mail["From"])
+    assert "Demandly" not in mail.as_string()

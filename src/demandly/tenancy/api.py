@@ -14,6 +14,7 @@ from demandly.kit.errors import Forbidden
 from demandly.kit.pagination import Page, PageParams, page_params, paginate
 from demandly.tenancy import dnscheck, service
 from demandly.tenancy import schemas as s
+from demandly.tenancy.mail import mail_invitation
 from demandly.tenancy.models import Agency, AgencyDomain, Client, Invitation, Membership
 from demandly.tenancy.repository import TenancyRepository
 
@@ -44,11 +45,13 @@ async def create_agency(
     body = s.AgencyCreated.model_validate(created.agency, from_attributes=True)
     if created.owner_invitation is not None:
         issued = created.owner_invitation
+        accept_url = _accept_url(request, issued.token)
+        await mail_invitation(session, issued, accept_url=accept_url, inviter=None)
         body.owner_invitation = s.OwnerInvitation(
             id=issued.invitation.id,
             token=issued.token,
             expires_at=issued.invitation.expires_at,
-            accept_url=_accept_url(request, issued.token),
+            accept_url=accept_url,
         )
     return body
 
@@ -299,10 +302,11 @@ async def create_invitation(
         granter=granter,
         invited_by_user_id=ctx.user_id,
     )
+    accept_url = _accept_url(request, issued.token)
+    inviter = ctx.user.name or ctx.user.email if ctx.user is not None else None
+    await mail_invitation(session, issued, accept_url=accept_url, inviter=inviter)
     return s.InvitationCreated(
-        **_invitation(issued.invitation).model_dump(),
-        token=issued.token,
-        accept_url=_accept_url(request, issued.token),
+        **_invitation(issued.invitation).model_dump(), token=issued.token, accept_url=accept_url
     )
 
 

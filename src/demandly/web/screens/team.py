@@ -20,6 +20,7 @@ from demandly.kit.pagination import PageParams, paginate
 from demandly.tenancy import schemas as s
 from demandly.tenancy import service as tenancy_service
 from demandly.tenancy.branding import brand_of
+from demandly.tenancy.mail import mail_invitation
 from demandly.tenancy.models import (
     AGENCY_ROLES,
     CLIENT_ROLES,
@@ -212,6 +213,9 @@ async def create_invitation(page: PageDep) -> Response:
             raise
         return await _render_team(page, errors=_place_errors(error), values=shown, status_code=422)
     link = f"{_base_url(page)}/invitations/{issued.token}"
+    user = page.auth.user
+    inviter = (user.name or user.email) if user is not None else None
+    await mail_invitation(page.session, issued, accept_url=link, inviter=inviter)
     # The link is shown once (only its hash is stored): no redirect that would lose it.
     return await _render_team(page, created=(issued.invitation, link), status_code=201)
 
