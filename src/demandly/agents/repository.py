@@ -103,6 +103,15 @@ class AgentRepository:
             statement = statement.where(ProviderConnection.agency_id == agency_id)
         return statement
 
+    async def connection_names(self, agency_id: str) -> list[tuple[str, str]]:
+        """(id, name) of the agency's connections, by name: what a picker shows."""
+        statement = (
+            select(ProviderConnection.id, ProviderConnection.name)
+            .where(ProviderConnection.agency_id == agency_id)
+            .order_by(ProviderConnection.name, ProviderConnection.id)
+        )
+        return [(row.id, row.name) for row in await self.session.execute(statement)]
+
     async def connection(
         self, connection_id: str, agency_id: str | None = None
     ) -> ProviderConnection | None:

@@ -128,6 +128,14 @@ async def check_connection(session: AsyncSession, agency_id: str, connection_id:
         )
 
 
+async def connection_choices(session: AsyncSession, agency_id: str) -> list[tuple[str, str]]:
+    """(id, name) of the connections an agent of the agency may use. Like
+    ``check_connection``, looked up by agency: whoever edits an agent may pick one by name
+    without seeing its settings."""
+    async with system_scope(session):
+        return await AgentRepository(session).connection_names(agency_id)
+
+
 async def create_agent(session: AsyncSession, client: Client, data: s.AgentCreate) -> Agent:
     definition = s.AgentDefinition.model_validate(
         data.model_dump(include=set(s.AgentDefinition.model_fields), exclude_unset=True)
