@@ -314,3 +314,20 @@ async def test_thanks_gets_a_polite_reply_and_the_form_goes_on(s: Script) -> Non
     assert turn.text.startswith(("Gern", "Sehr gern", "You're welcome", "My pleasure"))
     assert asks_for(turn.text, s.email_label)
     assert turn.call("end_conversation") is None
+
+
+@pytest.mark.parametrize(
+    ("language", "wish", "expected"),
+    [
+        ("de", "Hallo, ich hätte gern einen Termin.", "Ich gebe Ihren Terminwunsch weiter"),
+        ("en", "Hi, I'd like to book an appointment.", "I'll pass your request on"),
+    ],
+)
+async def test_an_appointment_wish_without_a_calendar_is_passed_on_not_ignored(
+    language: str, wish: str, expected: str
+) -> None:
+    # An agent with neither booking tools nor a form once answered this with nothing at all.
+    d = Dialogue(practice(language, qualification=(), faq=()))
+    await d.greet()
+    turn = await d.say(wish)
+    assert expected in turn.text

@@ -59,6 +59,12 @@ _BOOK_WORDS = phrases(
     "appointments", "book", "booking", "schedule", "reserve", "slot", "slots",
 )  # fmt: skip
 _APPOINTMENT = re.compile(r"termin(?!al)|\bappointment")
+# Asking for an appointment, not about one.
+_WISH = re.compile(
+    r"(?:hatte|mochte|will|brauche|suche|bekomme|kriege|gern|gerne)\b.*\btermin"
+    r"|\btermin\w*\b.*\b(?:vereinbaren|buchen|machen|ausmachen|bekommen|haben)"
+    r"|\b(?:book|schedule|make|get|need|want|like)\b.*\bappointment"
+)
 _CANCEL_WORDS = phrases(
     "absagen", "stornieren", "storno", "stornierung", "abbestellen", "canceln", "cancel",
     "cancellation", "call off",
@@ -170,6 +176,16 @@ def _wants_booking(folded: str, intents: Intents) -> bool:
 def is_wish(turn: Turn, text: str, intents: Intents) -> bool:
     """An appointment wish the engine can act on ("Termin nächsten Dienstag um 10")."""
     return can_book(turn.tools) and _wants_booking(fold(text), intents)
+
+
+def wish_it_cannot_book(turn: Turn, text: str, intents: Intents) -> bool:
+    """An appointment wish to an agent without a calendar: it is passed on, not booked.
+    A question that only mentions an appointment ("Can I bring my dog to the appointment?")
+    is no wish."""
+    if can_book(turn.tools):
+        return False
+    folded = fold(text)
+    return bool(_WISH.search(folded)) and _wants_booking(folded, intents)
 
 
 def takes_over(

@@ -412,6 +412,9 @@ def _answer(
         reply.lookup = (SEARCH_KNOWLEDGE, {"query": text.strip()[:_MAX_QUERY]})
     elif intents.price:
         reply.parts.append(say(lang, "price_unknown"))
+    elif booking.wish_it_cannot_book(turn, text, intents):
+        reply.parts.append(say(lang, "booking_wish_noted"))
+        _note_concern(turn, state, reply, text)
     elif intents.question and _content(text) and not found.values and not found.invalid:
         reply.parts.append(say(lang, "unknown_question"))
         _note_concern(turn, state, reply, text)

@@ -84,6 +84,10 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
             "Das kann ich Ihnen leider noch nicht sicher beantworten. Ich gebe Ihre Frage "
             "aber gern an unser Team weiter, das sich bei Ihnen meldet.",
         ),
+        "booking_wish_noted": (
+            "Gern – Termine vergibt unser Team selbst. Ich gebe Ihren Terminwunsch weiter, "
+            "und wir melden uns bei Ihnen.",
+        ),
         "statement_noted": (
             "Verstanden – das gebe ich gern an unser Team weiter.",
             "Alles klar, das notiere ich für unser Team.",
@@ -256,6 +260,10 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
         "unknown_question": (
             "I'm afraid I can't answer that reliably yet, but I'll pass your question on "
             "to our team so they can get back to you.",
+        ),
+        "booking_wish_noted": (
+            "Happy to help – our team arranges appointments itself. I'll pass your request on "
+            "and we'll get back to you.",
         ),
         "statement_noted": (
             "Understood – I'll pass that on to our team.",
