@@ -73,6 +73,16 @@ class View:
         return False
 
     @property
+    def public_url(self) -> str:
+        """Where links this page hands out point (embed snippet, booking page, invitations):
+        the agency's own domain when the page is on it, so the brand stays; else the
+        platform's public URL."""
+        if self.host_agency is not None:
+            scheme = "https" if _is_https(self.request) else self.request.url.scheme
+            return f"{scheme}://{self.request.headers.get('host', '')}"
+        return self.settings.base_url.rstrip("/")
+
+    @property
     def is_htmx(self) -> bool:
         return self.request.headers.get("hx-request") == "true"
 

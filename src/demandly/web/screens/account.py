@@ -10,7 +10,6 @@ from fastapi import APIRouter, Form, Path, Query, Response
 
 from demandly.auth import service as auth_service
 from demandly.auth import totp as totp_service
-from demandly.auth.api import reset_base_url
 from demandly.auth.dependencies import CSRF_COOKIE, SESSION_COOKIE, request_actor
 from demandly.auth.errors import FailAfterCommit
 from demandly.auth.models import LoginSession
@@ -77,7 +76,7 @@ async def forgot_submit(
             request_actor(view.request),
             view.host_agency,
             # Only an agency's verified domain is trusted as the link's host.
-            base_url=reset_base_url(view.request) if view.host_agency is not None else None,
+            base_url=view.public_url,
         )
     except FormInvalid:
         errors = {"email": view.t("Enter your e-mail address.")}

@@ -184,7 +184,7 @@ async def _render_builder(
 
 def embed_snippet(page: Page, agent: Agent) -> str:
     """The one line of docs/widget.md, with this installation's public URL."""
-    base = page.settings.base_url.rstrip("/")
+    base = page.public_url
     return f'<script src="{base}/widget.js" data-agent="{agent.public_key}" async></script>'
 
 

@@ -285,7 +285,7 @@ def _rules_values(calendar: Calendar) -> dict[str, Any]:
 def _public_links(page: Page, calendar: Calendar) -> tuple[str, str]:
     """The booking page and the feed on the host the user is on (the agency's own domain
     keeps its brand), with the paths the booking service makes."""
-    origin = str(page.request.base_url).rstrip("/")
+    origin = page.public_url
     booking = urlsplit(service.booking_url(calendar)).path
     feed = urlsplit(service.feed_url(calendar)).path
     return origin + booking, origin + feed

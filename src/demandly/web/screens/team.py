@@ -10,7 +10,6 @@ from fastapi import APIRouter, Form, Path, Query, Response
 from starlette.datastructures import FormData
 
 from demandly.auth import service as auth_service
-from demandly.auth.api import reset_base_url
 from demandly.auth.dependencies import request_actor
 from demandly.auth.errors import FailAfterCommit
 from demandly.auth.permissions import Permission, can_grant
@@ -212,7 +211,7 @@ async def create_invitation(page: PageDep) -> Response:
         if _refusal(error):
             raise
         return await _render_team(page, errors=_place_errors(error), values=shown, status_code=422)
-    link = f"{_base_url(page)}/invitations/{issued.token}"
+    link = f"{page.public_url}/invitations/{issued.token}"
     user = page.auth.user
     inviter = (user.name or user.email) if user is not None else None
     await mail_invitation(page.session, issued, accept_url=link, inviter=inviter)
@@ -227,12 +226,6 @@ def _place_errors(error: DemandlyError) -> dict[str, str]:
         if name in errors:
             errors["place"] = errors.pop(name)
     return errors
-
-
-def _base_url(view: View) -> str:
-    if view.host_agency is not None:
-        return reset_base_url(view.request)
-    return view.settings.base_url.rstrip("/")
 
 
 @router.post(f"{TEAM}/invitations/{{invitation_id}}/revoke")
