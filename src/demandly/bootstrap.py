@@ -23,6 +23,8 @@ from demandly.tenancy.repository import TenancyRepository
 
 DEMO_SLUG = "nordlicht"
 DEMO_PRACTICE = "Zahnarztpraxis Dr. Sommer"
+DEMO_CRAFTSMAN = "Elektro Krause GmbH"
+HISTORY_CONVERSATIONS = {DEMO_PRACTICE: 32, DEMO_CRAFTSMAN: 20}
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
 
@@ -95,7 +97,7 @@ async def _seed(db: Database, base_url: str = DEFAULT_BASE_URL) -> None:
                 )
             ).agency
             practice = await _client(session, agency, DEMO_PRACTICE)
-            await _client(session, agency, "Elektro Krause GmbH")
+            await _client(session, agency, DEMO_CRAFTSMAN)
         else:
             practice = None
         users = {login.role: await _user(session, login) for login in DEMO_LOGINS}
@@ -109,6 +111,9 @@ async def _seed(db: Database, base_url: str = DEFAULT_BASE_URL) -> None:
         practice = await _practice(session, agency)
         if practice is not None:
             await _demo_content(session, practice, base_url)
+        krause = await _client_named(session, agency, DEMO_CRAFTSMAN)
+        if krause is not None:
+            await _craftsman_content(session, krause)
         await session.commit()
     if practice is not None:
         await demo_content.ingest_waiting_sources(db, practice)
@@ -119,22 +124,54 @@ async def _demo_content(session: AsyncSession, practice: Client, base_url: str) 
     calendar = await demo_content.demo_calendar(session, practice)
     kb_id = await demo_content.demo_knowledge_base(session, practice, base_url)
     await demo_content.demo_lead_notifications(session, practice, DEMO_LOGINS[2].email)
-    await _demo_agent(session, practice, base_url, kb_id, calendar.id)
+    agent = await _demo_agent(session, practice, base_url, kb_id, calendar.id)
+    await demo_content.demo_history(
+        session,
+        practice,
+        agent,
+        demo_content.PRACTICE_SCENES,
+        HISTORY_CONVERSATIONS[DEMO_PRACTICE],
+        demo_content.PRACTICE_SCORING,
+        calendar=calendar,
+    )
+
+
+async def _craftsman_content(session: AsyncSession, krause: Client) -> None:
+    """Max, the electrician's phone agent, and the week of calls and chats he had."""
+    existing = AgentRepository(session).agents(client_id=krause.id, kind="phone")
+    agent = (await session.execute(existing)).scalars().first()
+    if agent is None:
+        data = agent_schemas.AgentCreate.model_validate({**CRAFTSMAN_AGENT, "client_id": krause.id})
+        agent = await agent_service.create_agent(session, krause, data)
+        await agent_service.publish(session, agent)
+    await demo_content.demo_history(
+        session,
+        krause,
+        agent,
+        demo_content.KRAUSE_SCENES,
+        HISTORY_CONVERSATIONS[DEMO_CRAFTSMAN],
+        demo_content.KRAUSE_SCORING,
+    )
 
 
 async def _practice(session: AsyncSession, agency: Agency) -> Client | None:
-    statement = TenancyRepository(session).clients(agency.id).where(Client.name == DEMO_PRACTICE)
+    return await _client_named(session, agency, DEMO_PRACTICE)
+
+
+async def _client_named(session: AsyncSession, agency: Agency, name: str) -> Client | None:
+    statement = TenancyRepository(session).clients(agency.id).where(Client.name == name)
     return (await session.execute(statement)).scalars().first()
 
 
 async def _demo_agent(
     session: AsyncSession, practice: Client, base_url: str, kb_id: str, calendar_id: str
-) -> None:
+) -> Agent:
     """Lena, the practice's published chat agent on the offline engine; made only when the
     practice has no chat agent yet (an agent edited in the dashboard is left alone)."""
     existing = AgentRepository(session).agents(client_id=practice.id, kind="chat")
-    if (await session.execute(existing)).scalars().first() is not None:
-        return
+    found = (await session.execute(existing)).scalars().first()
+    if found is not None:
+        return found
     data = agent_schemas.AgentCreate.model_validate(
         {
             **DEMO_AGENT,
@@ -146,6 +183,7 @@ async def _demo_agent(
     )
     agent = await agent_service.create_agent(session, practice, data)
     await agent_service.publish(session, agent)
+    return agent
 
 
 async def demo_public_key(session: AsyncSession) -> str | None:
@@ -308,3 +346,57 @@ async def _user(session: AsyncSession, login: DemoLogin) -> User:
         login.role.replace("_", " ").title(),
         is_platform_admin=login.role == "platform_admin",
     )
+
+
+CRAFTSMAN_AGENT: dict[str, object] = {
+    "name": "Max (Telefon)",
+    "kind": "phone",
+    "language": "de",
+    "persona_name": "Max",
+    "greeting": "Elektro Krause, hier ist Max. Wie kann ich helfen?",
+    "instructions": (
+        "Du bist Max, der Telefonassistent von Elektro Krause, einem Elektrobetrieb in Hamburg. "
+        "Nimm Störungsmeldungen und Anfragen auf (Name, Telefonnummer, Einsatzort, Art des "
+        "Auftrags). Bei Stromausfall mit Brandgeruch: sofort den Notdienst 040 555 012 399 "
+        "nennen. Preise nur aus den FAQ."
+    ),
+    "qualification": [
+        {"key": "name", "label": {"de": "Name", "en": "Name"}, "type": "text"},
+        {"key": "phone", "label": {"de": "Telefonnummer", "en": "Phone number"}, "type": "phone"},
+        {
+            "key": "email",
+            "label": {"de": "E-Mail-Adresse", "en": "E-mail address"},
+            "type": "email",
+            "required": False,
+        },
+        {
+            "key": "job",
+            "label": {"de": "Auftrag", "en": "Job"},
+            "type": "choice",
+            "options": ["Störung", "Neuinstallation", "Wallbox", "Photovoltaik", "E-Check"],
+        },
+        {
+            "key": "city",
+            "label": {"de": "Einsatzort", "en": "Location"},
+            "type": "text",
+            "required": False,
+        },
+    ],
+    "faq": [
+        {
+            "question": "Was kostet ein E-Check?",
+            "answer": "Der E-Check für eine Wohnung kostet ab 149 Euro, je nach Zahl der Räume.",
+        },
+        {
+            "question": "Haben Sie einen Notdienst?",
+            "answer": "Ja, rund um die Uhr unter 040 555 012 399 (Anfahrt nachts 89 Euro).",
+        },
+    ],
+    "business_hours": {
+        "timezone": "Europe/Berlin",
+        "weekly": [{"weekday": day, "opens": "07:00", "closes": "17:00"} for day in range(5)],
+    },
+    "handoff": {"keywords": ["Mitarbeiter", "Rechnung"]},
+    "phone": {"voice_mode": "gather", "record_calls": False},
+    "tools": ["save_lead_details", "request_handoff", "end_conversation"],
+}

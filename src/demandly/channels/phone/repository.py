@@ -174,3 +174,37 @@ class PhoneRepository:
             CampaignTarget.status.in_((TargetStatus.PENDING, TargetStatus.CALLING)),
         )
         return (await self.session.execute(statement)).scalar_one()
+
+    # --- what the dashboard's phone page lists for one client
+
+    def connections_for_client(self, agency_id: str, client_id: str) -> Select[Any]:
+        """The connections a client's numbers may use: the agency's and the client's own."""
+        return select(TwilioConnection).where(
+            TwilioConnection.agency_id == agency_id,
+            or_(TwilioConnection.client_id.is_(None), TwilioConnection.client_id == client_id),
+        )
+
+    def numbers_for_client(
+        self, agency_id: str, client_id: str, connection_ids: list[str]
+    ) -> Select[Any]:
+        """The client's numbers, and the unassigned ones of ``connection_ids`` (usable by it)."""
+        return select(PhoneNumber).where(
+            PhoneNumber.agency_id == agency_id,
+            or_(
+                PhoneNumber.client_id == client_id,
+                PhoneNumber.client_id.is_(None) & PhoneNumber.connection_id.in_(connection_ids),
+            ),
+        )
+
+    async def target_counts(self, campaign_ids: list[str]) -> dict[str, tuple[int, int]]:
+        """Per campaign: (targets done, targets in all), in one query."""
+        if not campaign_ids:
+            return {}
+        done = func.count(CampaignTarget.id).filter(CampaignTarget.status == TargetStatus.DONE)
+        statement = (
+            select(CampaignTarget.campaign_id, done, func.count(CampaignTarget.id))
+            .where(CampaignTarget.campaign_id.in_(campaign_ids))
+            .group_by(CampaignTarget.campaign_id)
+        )
+        rows = (await self.session.execute(statement)).all()
+        return {campaign_id: (int(d), int(total)) for campaign_id, d, total in rows}
