@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from demandly.conversations.models import (
     Conversation,
@@ -145,26 +146,32 @@ class ConversationRepository:
         return list((await self.session.execute(statement)).scalars())
 
     async def previews(self, conversation_ids: list[str]) -> dict[str, Message]:
-        """The latest message with text (visitor, assistant or person) of each conversation."""
+        """The latest message with text (visitor, assistant or person) of each conversation.
+
+        First the ids (one short backward walk of the (conversation_id, seq) index per
+        conversation), then those rows by primary key: both plans stay right whatever plan
+        PostgreSQL caches for a prepared statement (a grouped max, or one statement with the
+        ids as a subquery, turned several times slower under its generic plan)."""
         if not conversation_ids:
             return {}
-        latest = (
-            select(Message.conversation_id, func.max(Message.seq).label("seq"))
+        earlier = aliased(Message)
+        latest_id = (
+            select(earlier.id)
             .where(
-                Message.conversation_id.in_(conversation_ids),
-                Message.role != MessageRole.TOOL,
-                Message.content.is_not(None),
+                earlier.conversation_id == Conversation.id,
+                earlier.role != MessageRole.TOOL,
+                earlier.content.is_not(None),
             )
-            .group_by(Message.conversation_id)
-            .subquery()
+            .order_by(earlier.seq.desc())
+            .limit(1)
+            .correlate(Conversation)
+            .scalar_subquery()
         )
-        rows = await self.session.execute(
-            select(Message).join(
-                latest,
-                and_(
-                    Message.conversation_id == latest.c.conversation_id,
-                    Message.seq == latest.c.seq,
-                ),
-            )
+        found = await self.session.execute(
+            select(latest_id).where(Conversation.id.in_(conversation_ids))
         )
+        ids = [message_id for message_id in found.scalars() if message_id is not None]
+        if not ids:
+            return {}
+        rows = await self.session.execute(select(Message).where(Message.id.in_(ids)))
         return {m.conversation_id: m for m in rows.scalars()}
