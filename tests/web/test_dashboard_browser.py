@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 (typographic dashes as the pages write them)
 """The dashboard in real Chromium (Debian's, driven by Playwright) against a real server, on an
 agency's own domain: sign in as its admin, create a client, build and publish an agent, chat
 with it in the test panel and watch the conversation arrive in the inbox live, see the lead,
@@ -19,7 +18,12 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from demandly.kit.db import Database
 from demandly.tenancy.models import Role
-from tests.channels.web.test_widget_browser import CHROMIUM, CHROMIUM_ARGS, client_website
+from tests.channels.web.test_widget_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CHROMIUM_INSTALLED,
+    client_website,
+)
 from tests.conftest import LiveServer
 from tests.factories import PASSWORD, make_tenant, make_user, unique
 from tests.web.support import verified_domain
@@ -32,7 +36,7 @@ BOOKING_TOOLS = ("check_availability", "book_appointment", "reschedule_appointme
 
 @pytest.fixture(scope="module")
 async def chromium() -> AsyncIterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Chromium is missing: `make system-deps` installs it"
+    assert CHROMIUM_INSTALLED, "Chromium is missing: `make system-deps` installs it"
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -120,9 +124,11 @@ async def test_an_agency_admin_runs_a_client_end_to_end_on_the_agency_domain(
         for tool in BOOKING_TOOLS:
             await page.locator(f"input[name=tools][value={tool}]").check()
         await save_section(page, "tools")
-        await page.locator("section#knowledge").get_by_label(
-            "Kalender, in den der Agent bucht"
-        ).select_option(label="Behandlung")
+        await (
+            page.locator("section#knowledge")
+            .get_by_label("Kalender, in den der Agent bucht")
+            .select_option(label="Behandlung")
+        )
         await save_section(page, "knowledge")
 
         content: dict[str, str] = {}
