@@ -21,7 +21,7 @@ async def test_login_answers_the_user_and_sets_both_cookies(app, db: Database) -
             "id": user.id,
             "email": user.email,
             "name": "Test User",
-            "locale": "en",
+            "locale": None,  # follows the browser until the user chooses
             "is_platform_admin": False,
             "totp_enabled": False,
         }

@@ -32,7 +32,7 @@ class UserOut(BaseModel):
     id: str
     email: str
     name: str
-    locale: str
+    locale: str | None = Field(None, description="null: the browser's language")
     is_platform_admin: bool
     totp_enabled: bool
 

@@ -148,7 +148,8 @@ class User(RecordModel):
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
     is_platform_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default=Status.ACTIVE)
-    locale: Mapped[str] = mapped_column(String(10), default="en")
+    # The dashboard's language the user chose; None: the browser's (Accept-Language).
+    locale: Mapped[str | None] = mapped_column(String(10), default=None)
     password_changed_at: Mapped[datetime | None] = mapped_column(default=None)
     totp_secret: Mapped[str | None] = mapped_column(EncryptedString(255), default=None)
     totp_enabled_at: Mapped[datetime | None] = mapped_column(default=None)
