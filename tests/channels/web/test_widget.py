@@ -59,6 +59,8 @@ async def test_any_website_may_load_the_widget_and_cache_it(client: httpx.AsyncC
     assert plain.headers["access-control-allow-origin"] == "*"
     assert "max-age=" in plain.headers["cache-control"]
     assert plain.content == WIDGET.read_bytes()
+    # White-label: a client who reads the script's source finds no platform name in it.
+    assert b"Demandly" not in plain.content
 
     revalidated = await client.get("/widget.js", headers={"If-None-Match": plain.headers["etag"]})
     assert revalidated.status_code == 304 and revalidated.content == b""

@@ -1,4 +1,4 @@
-/*! Demandly chat widget. One hand-written file, no build step.
+/*! Chat widget. One hand-written file, no build step.
  *
  * Embed:  <script src="https://PLATFORM/widget.js" data-agent="pk_..." async></script>
  *
@@ -345,7 +345,7 @@ textarea:focus-visible{outline-offset:0}
       agent = await (await call("GET", "/agents/" + enc(KEY))).json();
     } catch (e) {
       if (e.kind === "retry" && tries < 4) setTimeout(() => boot(tries + 1), 2000 * (tries + 1));
-      else if (window.console) console.warn("Demandly widget: agent " + KEY + " unavailable (" + e.code + ")");
+      else if (window.console) console.warn("Chat widget: agent " + KEY + " unavailable (" + e.code + ")");
       return;
     }
     T = TEXTS[agent.language] || TEXTS.en;
