@@ -17,11 +17,16 @@ from demandly.config import Settings
 from demandly.kit.context import Scope
 from demandly.kit.db import Database
 from demandly.kit.errors import DemandlyError
+from demandly.kit.ids import random_token
+from demandly.kit.time import utcnow
 from demandly.tenancy import schemas, service
-from demandly.tenancy.models import Agency, Client, Role, User
+from demandly.tenancy.models import Agency, AgencyDomain, Client, Role, User
 from demandly.tenancy.repository import TenancyRepository
 
 DEMO_SLUG = "nordlicht"
+# The demo agency's own domain for its white-label dashboard: every *.localhost name is this
+# machine in browsers, so it works without DNS (and is marked verified: there is no TXT to check).
+DEMO_DOMAIN = "nordlicht.localhost"
 DEMO_PRACTICE = "Zahnarztpraxis Dr. Sommer"
 DEMO_CRAFTSMAN = "Elektro Krause GmbH"
 HISTORY_CONVERSATIONS = {DEMO_PRACTICE: 32, DEMO_CRAFTSMAN: 20}
@@ -96,6 +101,14 @@ async def _seed(db: Database, base_url: str = DEFAULT_BASE_URL) -> None:
                     ),
                 )
             ).agency
+            session.add(
+                AgencyDomain(
+                    agency_id=agency.id,
+                    domain=DEMO_DOMAIN,
+                    verification_token=random_token(),
+                    verified_at=utcnow(),
+                )
+            )
             practice = await _client(session, agency, DEMO_PRACTICE)
             await _client(session, agency, DEMO_CRAFTSMAN)
         else:

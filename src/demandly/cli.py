@@ -40,7 +40,7 @@ def serve(
     settings = get_settings()
     _migrate(settings)
     if demo:
-        _print_demo(asyncio.run(_seed_demo(settings)))
+        _print_demo(asyncio.run(_seed_demo(settings)), port)
     uvicorn.run(
         "demandly.app:create_app",
         factory=True,
@@ -108,10 +108,16 @@ async def _seed_demo(settings: Settings):  # type: ignore[no-untyped-def]
     return await seed_demo(settings)
 
 
-def _print_demo(logins) -> None:  # type: ignore[no-untyped-def]
+def _print_demo(logins, port: int = 8000) -> None:  # type: ignore[no-untyped-def]
+    from demandly.bootstrap import DEMO_DOMAIN
+
     console.print("[bold]Demo ready.[/bold] Log in with:")
     for login in logins:
         console.print(f"  {login.role:<16} {login.email:<32} {login.password}")
+    console.print(
+        f"Dashboard in the demo agency's brand: http://{DEMO_DOMAIN}:{port}/login "
+        "(or /login on any host)"
+    )
 
 
 app.add_typer(audit_app, name="audit", help="Audit trail tools.")
