@@ -570,7 +570,7 @@ async def accept_invitation(
         invitation = await TenancyRepository(session).invitation_by_token_hash(hash_token(token))
     if invitation is None:
         raise NotFound("Invitation not found.")
-    _check_usable(invitation)
+    check_usable(invitation)
     # From here on, the work touches the invitation's tenant only.
     place = (
         Scope.for_client(invitation.agency_id, invitation.client_id)
@@ -607,7 +607,8 @@ async def accept_invitation(
     return Acceptance(user=user, membership=membership)
 
 
-def _check_usable(invitation: Invitation) -> None:
+def check_usable(invitation: Invitation) -> None:
+    """410 when the invitation was used, withdrawn or has expired."""
     if invitation.accepted_at is not None:
         raise Gone("This invitation was already used.", code="invitation_used")
     if invitation.revoked_at is not None:

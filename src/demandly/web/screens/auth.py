@@ -93,11 +93,11 @@ async def login_submit(
         return _login_form(view, email=email, next_url=next, error=message, status_code=401)
 
     response = view.redirect(safe_next(next))
-    _set_session_cookies(view, response, issued.token, issued.csrf_token)
+    set_session_cookies(view, response, issued.token, issued.csrf_token)
     return response
 
 
-def _set_session_cookies(view: View, response: Response, token: str, csrf: str) -> None:
+def set_session_cookies(view: View, response: Response, token: str, csrf: str) -> None:
     max_age = view.settings.session_ttl_hours * 3600
     secure = view.request.url.scheme == "https" or (
         view.request.headers.get("x-forwarded-proto", "").split(",")[0].strip() == "https"

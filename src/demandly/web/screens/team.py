@@ -32,7 +32,7 @@ from demandly.tenancy.models import (
 from demandly.tenancy.repository import TenancyRepository
 from demandly.web.deps import Page, PageDep, PageRoute, View, ViewDep
 from demandly.web.forms import FormInvalid, fields, parse, service_errors
-from demandly.web.screens.auth import _set_session_cookies
+from demandly.web.screens.auth import set_session_cookies
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -351,7 +351,7 @@ async def _open_invitation(view: View, token: str) -> tuple[Invitation, Agency, 
         raise NotFound("This invitation link is not valid.")
     if view.host_agency is not None and view.host_agency.id != agency.id:
         raise NotFound("This invitation link is not valid.")
-    tenancy_service._check_usable(invitation)  # the service's own rule, not a copy
+    tenancy_service.check_usable(invitation)  # the service's own rule, not a copy
     view.brand = brand_of(agency)
     return invitation, agency, client
 
@@ -477,7 +477,7 @@ async def _accept_with_login(
         return await again({"password": message}, status_code=429)
     await tenancy_service.accept_invitation(view.session, token, current_user_id=issued.user.id)
     response = view.redirect("/app", notice="Welcome! You joined the team.")
-    _set_session_cookies(view, response, issued.token, issued.csrf_token)
+    set_session_cookies(view, response, issued.token, issued.csrf_token)
     return response
 
 
@@ -494,5 +494,5 @@ async def _accept_as_new_user(
         view.session, view.settings, accepted.user, request_actor(view.request)
     )
     response = view.redirect("/app", notice="Welcome! You joined the team.")
-    _set_session_cookies(view, response, issued.token, issued.csrf_token)
+    set_session_cookies(view, response, issued.token, issued.csrf_token)
     return response
