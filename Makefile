@@ -18,6 +18,16 @@ $(STAMP):
 
 venv: $(STAMP)
 
+# axe-core (accessibility rules) for the browser tests, from the npm registry.
+AXE_VERSION := 4.14.1
+AXE := $(VENV)/axe/axe.min.js
+$(AXE): | $(STAMP)
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	mkdir -p $(VENV)/axe
+	cd $(VENV)/axe && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null \
+		&& tar xzf axe-core-$(AXE_VERSION).tgz package/axe.min.js \
+		&& mv package/axe.min.js axe.min.js && rm -rf package axe-core-$(AXE_VERSION).tgz
+
 run: venv
 	$(BIN)/demandly serve --demo
 
@@ -36,14 +46,14 @@ postgres: system-deps
 		for i in $$(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done; }
 	@pg_isready -h 127.0.0.1 -p 5432
 
-test: venv postgres
+test: venv postgres $(AXE)
 	$(BIN)/ruff check src tests migrations bench
 	$(BIN)/pytest -q -p no:cacheprovider
 
-test-sqlite: venv system-deps
+test-sqlite: venv system-deps $(AXE)
 	DEMANDLY_TEST_BACKENDS=sqlite $(BIN)/pytest -q
 
-test-postgres: venv postgres
+test-postgres: venv postgres $(AXE)
 	DEMANDLY_TEST_BACKENDS=postgres $(BIN)/pytest -q
 
 lint: venv

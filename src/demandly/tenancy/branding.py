@@ -13,6 +13,8 @@ from demandly.tenancy.models import Agency, Client
 HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
 DEFAULT_PRIMARY = "#1f2937"
 DEFAULT_ACCENT = "#2563eb"
+# The dashboard's page background (app.css --bg), the lightest a link sits on besides white.
+PAGE_BACKGROUND = "#f6f7f9"
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,19 @@ class Brand:
     def on_accent(self) -> str:
         return contrast_color(self.accent)
 
+    @property
+    def link(self) -> str:
+        """The accent as text on the dashboard's light backgrounds: darkened until it reads
+        (WCAG AA, 4.5:1), so a light brand colour never makes links illegible."""
+        return readable_on(self.accent, PAGE_BACKGROUND)
+
     def css_variables(self) -> str:
         """``:root`` custom properties for a stylesheet (never inline: the CSP forbids it)."""
         return (
             ":root{"
             f"--brand-primary:{self.primary};--brand-on-primary:{self.on_primary};"
             f"--brand-accent:{self.accent};--brand-on-accent:{self.on_accent};"
+            f"--brand-link:{self.link};"
             "}\n"
         )
 
@@ -52,13 +61,40 @@ def color_or(value: Any, default: str) -> str:
     return value if isinstance(value, str) and HEX_COLOR.match(value) else default
 
 
+def _channels(color: str) -> list[int]:
+    digits = color[1:] if len(color) == 7 else "".join(c * 2 for c in color[1:])
+    return [int(digits[i : i + 2], 16) for i in (0, 2, 4)]
+
+
+def luminance(color: str) -> float:
+    """WCAG relative luminance of a hex colour."""
+    linear = [
+        c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+        for c in (value / 255 for value in _channels(color))
+    ]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast_ratio(first: str, second: str) -> float:
+    lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
 def contrast_color(color: str) -> str:
     """Black or white, whichever reads better on ``color`` (WCAG relative luminance)."""
-    digits = color[1:] if len(color) == 7 else "".join(c * 2 for c in color[1:])
-    channels = [int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4)]
-    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-    return "#111111" if luminance > 0.4 else "#ffffff"
+    return "#111111" if luminance(color) > 0.4 else "#ffffff"
+
+
+def readable_on(color: str, background: str, minimum: float = 4.5) -> str:
+    """``color``, darkened in small steps towards black until it reaches ``minimum`` contrast
+    on ``background`` (the hue stays recognisable)."""
+    channels = _channels(color)
+    for step in range(21):
+        share = 1 - step / 20
+        candidate = "#" + "".join(f"{round(c * share):02x}" for c in channels)
+        if contrast_ratio(candidate, background) >= minimum:
+            return candidate
+    return "#000000"
 
 
 def brand_of(agency: Agency, client: Client | None = None) -> Brand:

@@ -29,6 +29,7 @@ from demandly.kit.context import Scope
 from demandly.kit.errors import DemandlyError, NotFound
 from demandly.kit.pagination import PageParams, paginate
 from demandly.knowledge.repository import KnowledgeRepository
+from demandly.tenancy.branding import contrast_color
 from demandly.tenancy.models import Client
 from demandly.web.deps import Page, PageDep, PageRoute
 from demandly.web.forms import FormInvalid, fields, parse, service_errors
@@ -215,7 +216,7 @@ async def preview_css(page: PageDep, client_id: str, agent_id: str) -> Response:
     _, agent = await _agent(page, client_id, agent_id)
     widget = service.definition_of(agent).widget
     rules = [
-        f"--preview-{name}: {color};"
+        f"--preview-{name}: {color}; --preview-on-{name}: {contrast_color(color)};"
         for name, color in (("primary", widget.primary_color), ("accent", widget.accent_color))
         if color
     ]

@@ -8,11 +8,26 @@
     if (document.readyState !== "loading") fn(); else document.addEventListener("DOMContentLoaded", fn);
   }
 
+  // Black or white text on a colour, by WCAG relative luminance (as the server decides).
+  function onColour(hex) {
+    var channels = [1, 3, 5].map(function (i) {
+      var c = parseInt(hex.substr(i, 2), 16) / 255;
+      return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    });
+    var luminance = 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2];
+    return luminance > 0.4 ? "#111111" : "#ffffff";
+  }
+
   function colour(preview, input) {
-    var name = "--preview-" + input.getAttribute("data-preview-color");
+    var which = input.getAttribute("data-preview-color");
     var value = input.value.trim();
-    if (HEX.test(value)) preview.style.setProperty(name, value);
-    else preview.style.removeProperty(name);
+    if (HEX.test(value)) {
+      preview.style.setProperty("--preview-" + which, value);
+      preview.style.setProperty("--preview-on-" + which, onColour(value));
+    } else {
+      preview.style.removeProperty("--preview-" + which);
+      preview.style.removeProperty("--preview-on-" + which);
+    }
   }
 
   function wirePreview() {
