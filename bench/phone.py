@@ -311,9 +311,12 @@ async def run_level(
     talker = asyncio.create_task(talk(calls, stop))
     await asyncio.sleep(WARM_UP_SECONDS)
     measuring.set()
+    peers = (os.getpid(), stub.process.pid)  # the load: this process (Twilio) and the model
     began, cpu_before = time.monotonic(), cpu_seconds(server_pid)
+    peers_before = [cpu_seconds(pid) for pid in peers]
     await asyncio.sleep(seconds)
     ended, cpu_after = time.monotonic(), cpu_seconds(server_pid)
+    peers_after = [cpu_seconds(pid) for pid in peers]
     measuring.clear()
     stop.set()
     await talker
@@ -339,6 +342,10 @@ async def run_level(
         "down_lost": down_lost,
         "failed_calls": failed,
         "server_cpu_pct": round(100 * (cpu_after - cpu_before) / (ended - began)),
+        # The load generators share the machine's cores: near 100 % each, their own queueing
+        # is in the latencies (the figures are then an upper bound of the bridge's).
+        "twilio_sim_cpu_pct": round(100 * (peers_after[0] - peers_before[0]) / (ended - began)),
+        "model_stub_cpu_pct": round(100 * (peers_after[1] - peers_before[1]) / (ended - began)),
         # The bridge's CPU per second of call actually carried (50 frames each way): what
         # one core holds when nothing else runs is 1000 / this.
         "cpu_ms_per_call_s": round(

@@ -42,3 +42,14 @@ def system_prompt(context: AgentContext) -> str:
     if context.price_info:
         lines += ["", f"Prices: {context.price_info}"]
     return "\n".join(lines)
+
+
+def with_situation(prompt: str, situation: str) -> str:
+    """``prompt`` with one conversation's own background appended (e.g. why an outbound call
+    is made and to whom), as the business gave it; empty ``situation``: ``prompt`` unchanged."""
+    if not situation:
+        return prompt
+    return (
+        f"{prompt}\n\nAbout this conversation (given by the business; use it, do not read it "
+        f"out word for word):\n{situation}"
+    )

@@ -3,6 +3,7 @@ keys) posted to its action is one engine turn, silence re-prompts and finally ha
 
 from __future__ import annotations
 
+import secrets
 import xml.etree.ElementTree as ET
 
 import httpx
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from demandly.channels.phone.models import Call
 from demandly.kit.context import Scope
 from demandly.kit.db import Database
-from tests.channels.phone.conftest import API, Caller, make_phone_agent
+from tests.channels.phone.conftest import API, Caller, make_phone_agent, twilio_post
 from tests.channels.phone.twilio_rest import TwilioRest
 
 ENGLISH = {
@@ -146,3 +147,26 @@ async def test_a_retried_gather_callback_is_one_turn_with_the_same_answer(
     call = await _call(db, caller.call_sid)
     detail = (await api.get(f"{API}/calls/{call.id}", headers=agent.owner)).json()
     assert [line["role"] for line in detail["transcript"]].count("user") == 1
+
+
+async def test_a_new_auth_token_takes_effect_at_once_for_gather_turns(
+    api: httpx.AsyncClient, db: Database, twilio: TwilioRest
+) -> None:
+    agent = await make_phone_agent(api, db, twilio)
+    caller = Caller(api, agent)
+    await caller.dial_in()
+    await caller.say("Hallo")  # the webhook's token is now known to this process
+    old, new = agent.account.auth_token, secrets.token_hex(16)
+    agent.account.auth_token = new  # rotated at Twilio, then here
+    changed = await api.patch(
+        f"{API}/twilio-connections/{agent.connection_id}",
+        json={"auth_token": new},
+        headers=agent.owner,
+    )
+    assert changed.status_code == 200, changed.text
+    params = caller._params(SpeechResult="Noch da?")
+    url = caller.last.gather_url or ""
+    stale = await twilio_post(api, old, url, params)
+    assert stale.status_code == 403
+    fresh = await twilio_post(api, new, url, params)
+    assert fresh.status_code == 200 and "<Gather" in fresh.text

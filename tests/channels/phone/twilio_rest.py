@@ -71,6 +71,8 @@ class TwilioRest:
         self.url = ""
         # Calls.json answers this HTTP status when set (Twilio refusing a call).
         self.refuse_calls: int | None = None
+        # Messages.json answers this HTTP status when set (Twilio failing).
+        self.refuse_messages: int | None = None
         self._runner: web.AppRunner | None = None
 
     def account(self, *, api_key: bool = False) -> Account:
@@ -186,6 +188,11 @@ class TwilioRest:
                 return web.json_response(body, status=201)
             return web.json_response({"sid": call.group(1), "status": form.get("Status", "")})
         if rest == "/Messages.json" and method == "POST":
+            if self.refuse_messages:
+                return _error(self.refuse_messages, 20500, "Internal Server Error")
+            refused = _message_refused(account, form)
+            if refused is not None:
+                return refused
             return web.json_response(
                 {
                     "sid": sid("SM"),
@@ -206,3 +213,20 @@ def _error(status: int, code: int, message: str) -> web.Response:
     return web.json_response(
         {"code": code, "message": message, "more_info": "", "status": status}, status=status
     )
+
+
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def _message_refused(account: Account, form: dict[str, str]) -> web.Response | None:
+    """Twilio's checks of a message: an E.164 ``To``, a ``From`` the account owns (with SMS),
+    a ``Body`` of 1-1600 characters."""
+    if not E164.match(form.get("To", "")):
+        return _error(400, 21211, "Invalid 'To' Phone Number")
+    owned = {n["phone_number"]: n for n in account.numbers.values()}
+    sender = owned.get(form.get("From", ""))
+    if sender is None or not sender["capabilities"].get("sms"):
+        return _error(400, 21606, "The 'From' phone number is not a valid SMS-capable number")
+    if not 0 < len(form.get("Body", "")) <= 1600:
+        return _error(400, 21617, "The concatenated message body exceeds the 1600 character limit")
+    return None

@@ -31,7 +31,7 @@ from demandly.channels.phone import service as phone
 from demandly.config import Settings
 from demandly.conversations import service as conversations
 from demandly.conversations.models import MessageRole
-from demandly.engine.prompt import system_prompt
+from demandly.engine.prompt import system_prompt, with_situation
 from demandly.engine.providers.base import ToolCall
 from demandly.engine.tools import ToolContext, run_tool, specs_for
 from demandly.kit.db import Database
@@ -67,6 +67,32 @@ def payload_bytes(payload: str) -> int:
         return 0
     padding = 2 if payload.endswith("==") else 1 if payload.endswith("=") else 0
     return size // 4 * 3 - padding
+
+
+# Twilio writes ``event`` first: media (50 a second per call) and mark echoes are read without
+# a JSON parser when they look exactly as Twilio sends them; anything else takes the general
+# path. The audio must be base64 either way: it goes into the model's JSON as it is.
+_MEDIA = '{"event":"media"'
+_MARK = '{"event":"mark"'
+
+
+def _field(raw: str, key: str) -> str | None:
+    """The string value after ``key`` (``"name":"``) when it holds no escapes; else None."""
+    start = raw.find(key)
+    if start < 0:
+        return None
+    start += len(key)
+    end = raw.find('"', start)
+    if end < 0 or raw.find("\\", start, end) >= 0:
+        return None
+    return raw[start:end]
+
+
+def _media_fast(raw: str) -> CallerAudio | None:
+    if '"track":"inbound"' not in raw or raw.count('"payload":"') != 1:
+        return None
+    payload = _field(raw, '"payload":"')
+    return CallerAudio(payload) if payload is not None and _BASE64(payload) else None
 
 
 # --- frames --------------------------------------------------------------------------------
@@ -121,7 +147,20 @@ class TwilioFrames:
     @staticmethod
     def parse(raw: str) -> CallerFrame:
         """A frame from one message; None for what the bridge ignores (``connected``,
-        outbound-track media, malformed messages)."""
+        outbound-track media, malformed messages, audio that is not base64)."""
+        if raw.startswith(_MEDIA):
+            fast = _media_fast(raw)
+            if fast is not None:
+                return fast
+        elif raw.startswith(_MARK):
+            name = _field(raw, '"name":"')
+            if name is not None and name.isdigit():
+                return MarkPlayed(name)
+        return TwilioFrames.parse_json(raw)
+
+    @staticmethod
+    def parse_json(raw: str) -> CallerFrame:
+        """``parse`` the general way (any key order, escapes)."""
         try:
             message = json.loads(raw)
         except ValueError:
@@ -135,7 +174,9 @@ class TwilioFrames:
         if event == "media":
             payload = body.get("payload")
             track = body.get("track", "inbound")
-            return CallerAudio(payload) if isinstance(payload, str) and track == "inbound" else None
+            if not isinstance(payload, str) or track != "inbound" or not _BASE64(payload):
+                return None
+            return CallerAudio(payload)
         if event == "mark":
             name = body.get("name")
             return MarkPlayed(name) if isinstance(name, str) else None
@@ -356,8 +397,9 @@ class Bridge:
     def _session_update(self) -> dict[str, Any]:
         context = self.media.context
         hint = PHONE_HINTS.get(context.language, PHONE_HINTS["en"])
+        prompt = with_situation(system_prompt(context), self.media.situation)
         return realtime.session_update(
-            f"{system_prompt(context)}\n\n{hint}",
+            f"{prompt}\n\n{hint}",
             specs_for(sorted(self.media.enabled_tools)),
             voice=self.media.definition.phone.realtime_voice,
             language=context.language,
@@ -426,8 +468,14 @@ class Bridge:
         }
         await self.model.send(self._session_update())
         await self.model.send(realtime.respond(self._greeting_instructions()))
+        recv, fast, parse = self.model.recv_raw, realtime.audio_delta, realtime.parse_event
         while True:
-            event = await self.model.recv()
+            raw = await recv()
+            audio = fast(raw)  # most events: read without a JSON parser
+            if audio is not None:
+                await self._play(*audio)
+                continue
+            event = parse(raw)
             kind = event.get("type")
             if kind == "response.output_audio.delta":
                 await self._audio(event)
@@ -436,7 +484,11 @@ class Bridge:
 
     async def _audio(self, event: dict[str, Any]) -> None:
         item_id, delta = event.get("item_id"), event.get("delta")
-        if not isinstance(item_id, str) or not isinstance(delta, str) or not _BASE64(delta):
+        if isinstance(item_id, str) and isinstance(delta, str):
+            await self._play(item_id, delta)
+
+    async def _play(self, item_id: str, delta: str) -> None:
+        if not _BASE64(delta):
             return  # (it goes into Twilio's JSON as it is: only base64 may)
         if item_id in self.playback.truncated:
             return  # the caller interrupted this answer: its late audio is not played

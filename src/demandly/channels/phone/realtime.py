@@ -119,8 +119,35 @@ def respond(instructions: str | None = None) -> dict[str, Any]:
 
 
 def append_audio(payload: str) -> str:
-    """``input_audio_buffer.append`` with a base64 μ-law payload, encoded (the hot path)."""
-    return '{"type":"input_audio_buffer.append","audio":' + json.dumps(payload) + "}"
+    """``input_audio_buffer.append`` with a base64 μ-law payload, encoded (the hot path). The
+    payload must be base64 (the bridge checks): it needs no escaping."""
+    return '{"type":"input_audio_buffer.append","audio":"' + payload + '"}'
+
+
+_DELTA = b'{"type":"response.output_audio.delta"'
+
+
+def audio_delta(raw: bytes) -> tuple[str, str] | None:
+    """``(item_id, delta)`` of a ``response.output_audio.delta`` read without a JSON parser
+    when it is written the usual way (``type`` first, no escapes); None otherwise (then the
+    event is parsed as JSON). The bridge still checks that the delta is base64."""
+    if not raw.startswith(_DELTA):
+        return None
+    item = _bytes_field(raw, b'"item_id":"')
+    delta = _bytes_field(raw, b'"delta":"')
+    if item is None or delta is None:
+        return None
+    return item.decode("ascii", "replace"), delta.decode("ascii", "replace")
+
+
+def _bytes_field(raw: bytes, key: bytes) -> bytes | None:
+    if raw.count(key) != 1:
+        return None
+    start = raw.find(key) + len(key)
+    end = raw.find(b'"', start)
+    if end < 0 or raw.find(b"\\", start, end) >= 0:
+        return None
+    return raw[start:end]
 
 
 def truncate(item_id: str, audio_end_ms: int) -> dict[str, Any]:
@@ -150,6 +177,11 @@ def function_output(call_id: str, output: str) -> dict[str, Any]:
     }
 
 
+def parse_event(raw: bytes) -> dict[str, Any]:
+    event = json.loads(raw)
+    return event if isinstance(event, dict) else {}
+
+
 class RealtimeSocket:
     """One open Realtime session: send events, receive events as dicts."""
 
@@ -164,8 +196,12 @@ class RealtimeSocket:
 
     async def recv(self) -> dict[str, Any]:
         """The next server event; raises ``websockets.ConnectionClosed`` at the end."""
-        event = json.loads(await self._connection.recv_bytes())
-        return event if isinstance(event, dict) else {}
+        return parse_event(await self._connection.recv_bytes())
+
+    async def recv_raw(self) -> bytes:
+        """The next server event as sent (for ``audio_delta``, then ``parse_event``)."""
+        data: bytes = await self._connection.recv_bytes()
+        return data
 
     async def close(self) -> None:
         await self._connection.close()

@@ -20,6 +20,7 @@ from demandly.channels.phone.models import (
     TargetStatus,
     TwilioConnection,
 )
+from demandly.conversations.models import Conversation
 
 LIVE_STATUSES = (CallStatus.QUEUED, CallStatus.RINGING, CallStatus.IN_PROGRESS)
 
@@ -105,6 +106,37 @@ class PhoneRepository:
         if for_update:
             statement = statement.with_for_update()
         return await self._one(statement)
+
+    async def call_for_turn(self, call_id: str) -> tuple[Call | None, str | None]:
+        """The call, locked, with its conversation's status, in one statement (the end of
+        every gather turn)."""
+        statement = (
+            select(Call, Conversation.status)
+            .outerjoin(Conversation, Conversation.id == Call.conversation_id)
+            .where(Call.id == call_id)
+            .with_for_update(of=Call)
+            .execution_options(populate_existing=True)
+        )
+        row = (await self.session.execute(statement)).first()
+        return (row[0], row[1]) if row is not None else (None, None)
+
+    async def sms_senders(self, agency_id: str, client_id: str) -> list[PhoneNumber]:
+        """The numbers a client may text from: its own, then its agency's unassigned ones on
+        an agency-wide connection (oldest first). Run it under the system scope: a client's
+        scope does not see the agency's rows."""
+        statement = (
+            select(PhoneNumber)
+            .join(TwilioConnection, TwilioConnection.id == PhoneNumber.connection_id)
+            .where(
+                PhoneNumber.agency_id == agency_id,
+                or_(
+                    PhoneNumber.client_id == client_id,
+                    (PhoneNumber.client_id.is_(None)) & (TwilioConnection.client_id.is_(None)),
+                ),
+            )
+            .order_by(PhoneNumber.client_id.is_(None), PhoneNumber.id)
+        )
+        return list((await self.session.execute(statement)).scalars())
 
     async def call_by_sid(self, call_sid: str, *, for_update: bool = False) -> Call | None:
         statement = select(Call).where(Call.twilio_call_sid == call_sid)

@@ -3,10 +3,18 @@ campaigns and the phone simulator."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from demandly.agents.schemas import E164, HHMM
 from demandly.tenancy.schemas import Id, Name, PlainText
@@ -22,7 +30,33 @@ Secret = Annotated[
         description="Write-only: stored encrypted, never returned.",
     ),
 ]
-Context = Annotated[dict[str, Any], Field(max_length=20)]
+CONTEXT_KEY = re.compile(r"^[\w .-]{1,40}$")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTEXT_VALUE_CHARS = 500
+CONTEXT_TOTAL_CHARS = 2000
+
+
+def _check_context(value: dict[str, Any]) -> dict[str, Any]:
+    """What an outbound call tells its agent: flat ``key: value`` pairs (text, numbers, yes/no)
+    without control characters, short enough for a prompt."""
+    total = 0
+    for key, item in value.items():
+        if not CONTEXT_KEY.match(key):
+            raise ValueError("keys are 1-40 letters, digits, spaces, '_', '.' or '-'")
+        if item is not None and not isinstance(item, str | int | float | bool):
+            raise ValueError(f"{key}: only text, numbers, true/false or null")
+        text = "" if item is None else str(item)
+        if len(text) > CONTEXT_VALUE_CHARS:
+            raise ValueError(f"{key}: at most {CONTEXT_VALUE_CHARS} characters")
+        if CONTROL.search(text):
+            raise ValueError(f"{key}: control characters are not allowed")
+        total += len(key) + len(text)
+    if total > CONTEXT_TOTAL_CHARS:
+        raise ValueError(f"at most {CONTEXT_TOTAL_CHARS} characters in all")
+    return value
+
+
+Context = Annotated[dict[str, Any], Field(max_length=20), AfterValidator(_check_context)]
 
 
 class _Input(BaseModel):

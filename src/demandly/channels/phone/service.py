@@ -10,7 +10,8 @@ locked only briefly, never while the model thinks or Twilio is asked.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -43,8 +44,15 @@ from demandly.config import Settings
 from demandly.conversations import service as conversations
 from demandly.conversations.models import Channel, ConversationStatus, Message, MessageRole
 from demandly.engine.offline.hours import is_open, zone
-from demandly.engine.providers.base import AgentContext
-from demandly.engine.service import BUILT_IN_TOOLS, TurnRunner, opening_greeting
+from demandly.engine.prompt import with_situation
+from demandly.engine.providers.base import (
+    AgentContext,
+    ChatMessage,
+    CompletionRequest,
+    LLMProvider,
+    ProviderEvent,
+)
+from demandly.engine.service import BUILT_IN_TOOLS, TurnRunner, default_provider, opening_greeting
 from demandly.jobs.service import emit
 from demandly.kit.cache import TTLCache
 from demandly.kit.context import Actor, Scope
@@ -212,6 +220,7 @@ async def update_connection(
     if changes.keys() - {"name"}:
         await verify(settings, connection)
     await session.flush()
+    _tokens.discard(connection.id)
     return connection
 
 
@@ -220,6 +229,7 @@ async def delete_connection(session: AsyncSession, connection: TwilioConnection)
         raise Conflict("Release or remove the connection's phone numbers first.")
     await session.delete(connection)
     await session.flush()
+    _tokens.discard(connection.id)
 
 
 # --- numbers -------------------------------------------------------------------------------
@@ -423,6 +433,76 @@ async def authenticate_call(db: Database, hook: Webhook, call_id: str | None = N
     return call
 
 
+# What a gather webhook needs to check its signature, kept per process: the connection's Auth
+# Token (a changed or removed connection clears its entry here at once; other processes see it
+# within WEBHOOK_CACHE_SECONDS) and the call's fixed facts. A gather turn then opens no
+# transaction before the engine's own.
+WEBHOOK_CACHE_SECONDS = 60
+_tokens = TTLCache[str, str](ttl_seconds=WEBHOOK_CACHE_SECONDS, max_items=5000)
+
+
+@dataclass(frozen=True)
+class CallRef:
+    """A call's facts that never change once it is answered."""
+
+    id: str
+    agency_id: str
+    client_id: str
+    connection_id: str | None
+    conversation_id: str | None
+    agent_version_id: str
+    twilio_call_sid: str | None
+    direction: str
+    context: dict[str, Any]
+
+    @classmethod
+    def of(cls, call: Call) -> CallRef:
+        return cls(
+            id=call.id,
+            agency_id=call.agency_id,
+            client_id=call.client_id,
+            connection_id=call.connection_id,
+            conversation_id=call.conversation_id,
+            agent_version_id=call.agent_version_id,
+            twilio_call_sid=call.twilio_call_sid,
+            direction=call.direction,
+            context=dict(call.context or {}),
+        )
+
+
+_call_refs = TTLCache[str, CallRef](ttl_seconds=WEBHOOK_CACHE_SECONDS, max_items=20_000)
+
+
+async def _lookup_for_webhook(db: Database, call_id: str) -> tuple[CallRef | None, str | None]:
+    async with db.session(Scope.for_system()) as session:
+        call = await PhoneRepository(session).call(call_id)
+        token = await _token_of_call(session, call)
+    if call is None:
+        return None, None
+    ref = CallRef.of(call)
+    if ref.conversation_id and ref.twilio_call_sid:  # answered: nothing of it changes now
+        _call_refs.put(call_id, ref)
+    if token and call.connection_id:
+        _tokens.put(call.connection_id, token)
+    return ref, token
+
+
+async def authenticate_gather(db: Database, hook: Webhook, call_id: str) -> CallRef:
+    """``authenticate_call`` for the gather webhook, from the process's cache when it can
+    (the call's state is read, locked, once the turn has run)."""
+    call_id = call_id[:40]
+    ref = _call_refs.get(call_id)
+    token = _tokens.get(ref.connection_id) if ref and ref.connection_id else None
+    if ref is None or token is None:
+        ref, token = await _lookup_for_webhook(db, call_id)
+    if ref is None or not signature_valid(token, hook.url, hook.params, hook.signature):
+        raise Refused("The request is not signed by Twilio for a call we know.")
+    sid = hook.params.get("CallSid")
+    if ref.twilio_call_sid and sid and sid != ref.twilio_call_sid:
+        raise Refused("The callback names another call.")
+    return ref
+
+
 @dataclass(frozen=True)
 class _Agent:
     """What the voice flow needs of the call's agent version."""
@@ -465,7 +545,7 @@ async def _agent_of(session: AsyncSession, version_id: str, client_id: str) -> _
     return agent
 
 
-def _scope(call: Call) -> Scope:
+def _scope(call: Call | CallRef) -> Scope:
     return Scope.for_client(call.agency_id, call.client_id)
 
 
@@ -663,12 +743,58 @@ class _Heard:
     ended: bool = False
 
 
+def situation_of(call: Call | CallRef) -> str:
+    """What the agent is told about this call: for an outbound call, that it is calling, and
+    the ``context`` given with the call or campaign (validated flat pairs, see schemas)."""
+    lines = []
+    if call.direction == Direction.OUTBOUND:
+        lines.append("You are calling this person (an outbound call); they did not call you.")
+    for key, value in (call.context or {}).items():
+        if value is not None and value != "":
+            lines.append(f"- {key}: {value}")
+    return "\n".join(lines)
+
+
+class _WithSituation:
+    """The agent's model, told one call's situation: at the end of the system prompt (LLM)
+    and of the context's instructions (any provider reading those)."""
+
+    def __init__(self, provider: LLMProvider, situation: str) -> None:
+        self.name = provider.name
+        self._provider = provider
+        self._situation = situation
+
+    def __getattr__(self, name: str) -> Any:  # name, needs_tool_results, ...
+        return getattr(self._provider, name)
+
+    def stream(self, request: CompletionRequest) -> AsyncIterator[ProviderEvent]:
+        messages = list(request.messages)
+        if messages and messages[0].role == "system":
+            prompt = with_situation(messages[0].content or "", self._situation)
+            messages[0] = replace(messages[0], content=prompt)
+        else:
+            messages.insert(0, ChatMessage("system", with_situation("", self._situation)))
+        instructions = with_situation(request.context.instructions, self._situation)
+        context = replace(request.context, instructions=instructions.lstrip())
+        return self._provider.stream(replace(request, messages=tuple(messages), context=context))
+
+
+def _runner(db: Database, settings: Settings, situation: str) -> TurnRunner:
+    if not situation:
+        return TurnRunner(db, settings)
+
+    def factory(s: Settings, llm: agents.ResolvedLLM | None) -> LLMProvider:
+        return _WithSituation(default_provider(s, llm), situation)
+
+    return TurnRunner(db, settings, provider_factory=factory)
+
+
 async def _run_turn(
-    db: Database, settings: Settings, call: Call, text: str, seq: int, actor: Actor
+    db: Database, settings: Settings, call: CallRef, text: str, seq: int, actor: Actor
 ) -> _Heard:
     heard = _Heard(replies=[])
     key = f"{call.twilio_call_sid or call.id}:{seq}"
-    runner = TurnRunner(db, settings)
+    runner = _runner(db, settings, situation_of(call))
     try:
         async for event in runner.run(
             _scope(call), call.conversation_id or "", text, actor=actor, client_message_id=key
@@ -693,7 +819,7 @@ def _input_text(speech: str | None, digits: str | None) -> str:
 async def gather_turn(
     db: Database,
     settings: Settings,
-    call: Call,
+    ref: CallRef,
     seq: int,
     speech: str | None,
     digits: str | None,
@@ -701,49 +827,69 @@ async def gather_turn(
 ) -> str:
     """One ``<Gather>`` result: what the caller said (or keyed) is one engine turn; silence
     re-prompts, and hangs up politely after ``silence_reprompts``. A callback for a turn
-    already answered (Twilio's retry) gets the same TwiML again."""
-    if seq <= call.gather_seq or call.status in FINAL_STATUSES:
-        return call.last_twiml or twiml.empty()
+    already answered (Twilio's retry) gets the same TwiML again: the engine finds the
+    utterance stored under the same key and answers nothing new, and the call, read locked
+    afterwards, says which TwiML it was."""
     text = _input_text(speech, digits)
     heard = _Heard(replies=[])
-    if text and call.conversation_id:
-        heard = await _run_turn(db, settings, call, text[:2000], seq, actor)
-    async with db.session(_scope(call), actor) as session:
-        locked = await PhoneRepository(session).call(call.id, for_update=True)
-        if locked is None:
+    if text and ref.conversation_id:
+        heard = await _run_turn(db, settings, ref, text[:2000], seq, actor)
+    async with db.session(_scope(ref), actor) as session:
+        call, status = await PhoneRepository(session).call_for_turn(ref.id)
+        if call is None:
             raise NotFound("Call not found.")
-        call = locked
-        if seq <= call.gather_seq:
+        if seq <= call.gather_seq or call.status in FINAL_STATUSES:
             return call.last_twiml or twiml.empty()
+        if status is None:
+            raise NotFound("Conversation not found.")
         agent = await _agent_of(session, call.agent_version_id, call.client_id)
-        conversation = await conversations.get(session, call.conversation_id or "")
-        if not text:
-            call.silence_count += 1
-            heard.ended = call.silence_count > agent.definition.phone.silence_reprompts
-            key = "silence_goodbye" if heard.ended else "reprompt"
-            heard.replies = [twiml.phrase(agent.definition.language, key)]
-            if heard.ended:
-                await conversations.end(session, conversation, "silence")
-        else:
-            call.silence_count = 0
-        # A handoff (the engine's, or a person taking over in the inbox) is a transfer on
-        # the phone: the bot stays silent from now on.
-        handed_off = heard.handoff or conversation.status == ConversationStatus.HANDOFF
-        wants_transfer = call.transfer_requested or handed_off
-        call.gather_seq = seq
-        already_transferred = call.transferred_to is not None
-        if wants_transfer and conversation.status != ConversationStatus.ENDED:
-            result = await _transfer(session, settings, agent, call, conversation, heard.replies)
-        elif heard.ended or conversation.status == ConversationStatus.ENDED:
-            result = twiml.hang_up(agent.voice, heard.replies or [_goodbye(agent)])
-        else:
-            result = _gather(settings, agent, call, heard.replies)
+        call.gather_seq = seq  # (the next <Gather> posts to seq + 1)
+        result, status = await _next_twiml(session, settings, agent, call, status, text, heard)
         call.last_twiml = result
+        transferred_now = status == "transferred"
         await session.commit()
-    transferred_now = call.transferred_to is not None and not already_transferred
     if transferred_now and agent.definition.phone.warm_transfer_sms and not call.simulated:
         await _text_summary(db, settings, call)
     return result
+
+
+async def _next_twiml(
+    session: AsyncSession,
+    settings: Settings,
+    agent: _Agent,
+    call: Call,
+    status: str,
+    text: str,
+    heard: _Heard,
+) -> tuple[str, str]:
+    """The TwiML after a turn (re-prompt, goodbye, transfer or the next ``<Gather>``) and the
+    conversation's status after it (``transferred`` when the call is put through now)."""
+    if not text:
+        call.silence_count += 1
+        heard.ended = call.silence_count > agent.definition.phone.silence_reprompts
+        key = "silence_goodbye" if heard.ended else "reprompt"
+        heard.replies = [twiml.phrase(agent.definition.language, key)]
+        if heard.ended:
+            await conversations.end(session, await _conversation(session, call), "silence")
+            status = ConversationStatus.ENDED
+    else:
+        call.silence_count = 0
+    # A handoff (the engine's, or a person taking over in the inbox) is a transfer on the
+    # phone: the bot stays silent from now on.
+    handed_off = heard.handoff or status == ConversationStatus.HANDOFF
+    if (call.transfer_requested or handed_off) and status != ConversationStatus.ENDED:
+        already = call.transferred_to is not None
+        conversation = await _conversation(session, call)
+        result = await _transfer(session, settings, agent, call, conversation, heard.replies)
+        now = call.transferred_to is not None and not already
+        return result, "transferred" if now else ConversationStatus.ENDED
+    if heard.ended or status == ConversationStatus.ENDED:
+        return twiml.hang_up(agent.voice, heard.replies or [_goodbye(agent)]), status
+    return _gather(settings, agent, call, heard.replies), status
+
+
+async def _conversation(session: AsyncSession, call: Call) -> Any:
+    return await conversations.get(session, call.conversation_id or "", for_update=True)
 
 
 def _goodbye(agent: _Agent) -> str:
@@ -1065,7 +1211,7 @@ async def simulate_turn(
         result = await answer_consent(db, settings, call, speech, digits, actor)
     else:
         result = await gather_turn(
-            db, settings, call, int(query.get("seq", "1")), speech, digits, actor
+            db, settings, CallRef.of(call), int(query.get("seq", "1")), speech, digits, actor
         )
     if twiml.read(result).action in ("hangup", "dial"):
         await _finish_simulated(db, settings, call.id)
@@ -1405,6 +1551,8 @@ class MediaCall:
     context: AgentContext
     enabled_tools: frozenset[str]
     scope: Scope
+    # The call's own background (outbound: why we call), for the session's instructions.
+    situation: str = ""
 
 
 async def media_call(db: Database, call_id: str, call_sid: str | None) -> MediaCall | None:
@@ -1433,6 +1581,7 @@ async def media_call(db: Database, call_id: str, call_sid: str | None) -> MediaC
         context=agent.context,
         enabled_tools=frozenset(agent.definition.tools) | BUILT_IN_TOOLS,
         scope=_scope(call),
+        situation=situation_of(call),
     )
 
 

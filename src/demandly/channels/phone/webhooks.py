@@ -92,7 +92,8 @@ async def consent(request: Request, call: CallId) -> Response:
 async def gather(request: Request, call: CallId, seq: Sequence) -> Response:
     """What the caller said (or keyed) after prompt ``seq``: one engine turn."""
     db, settings, actor = _parts(request)
-    found, hook = await _call(request, call)
+    hook = await _webhook(request)
+    found = await service.authenticate_gather(db, hook, call)
     speech, digits = hook.params.get("SpeechResult"), hook.params.get("Digits")
     return _xml(await service.gather_turn(db, settings, found, seq, speech, digits, actor))
 
