@@ -4,22 +4,27 @@ Text is normalised in Python before either database sees it (``terms``): folded 
 umlauts and accents without marks, ``ß`` -> ``ss``), stop words dropped, crudely stemmed with
 the offline engine's rules, price and cost words unified, and long German compounds also
 indexed by their tails (``zahnreinigung`` -> ``reinigung`` ...). The databases then only split
-on spaces and rank: SQLite with FTS5's BM25 (``knowledge_fts``, kept in step with
-``knowledge_chunks`` by triggers), PostgreSQL with ``ts_rank`` over a ``simple`` tsvector (a
-trigger fills ``tsv``; GIN index). Why this and not the databases' own German configuration:
-see docs/knowledge.md (measured with bench/knowledge.py).
+on spaces and find: SQLite an FTS5 table (``knowledge_fts``, kept in step with
+``knowledge_chunks`` by triggers), PostgreSQL a ``simple`` tsvector (a trigger fills ``tsv``;
+GIN index). Neither ranks: ``search`` collects a capped set of candidates in widening rounds
+and ranks them here with BM25 (docs/knowledge.md, "Ranking and score"). Why this and not the
+databases' own German configuration: see docs/knowledge.md (measured with bench/knowledge.py).
 
-Scores: the databases' ranks are not comparable across queries, so every hit also gets a
-*coverage*: the share of the question's words the passage contains. ``score`` (0..1) blends
-both; below ``NOT_KNOWN_BELOW`` the passage does not answer the question.
+Scores: BM25 is not comparable across questions, so every hit also gets a *coverage*: the
+share of the question's words the passage contains. ``score`` (0..1) blends both; below
+``NOT_KNOWN_BELOW`` the passage does not answer the question.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import combinations
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, func, literal_column, select, text
@@ -39,7 +44,7 @@ COMPOUND_TAIL = 5
 # A passage with an amount of money answers "what does it cost".
 PRICE_TERM = "preis"
 _PRICE = re.compile(r"\d\s*(?:€|eur\b|euro\b|\$|usd\b|chf\b)|(?:€|\$)\s*\d", re.IGNORECASE)
-# How much of the score the database's relevance may take away (coverage makes the rest).
+# How much of the score BM25 may take away (coverage makes the rest).
 RANK_WEIGHT = 0.25
 
 
@@ -130,7 +135,23 @@ def coverage(groups: Sequence[Group], search_text: str) -> float:
 @dataclass(frozen=True)
 class Hit:
     chunk: KnowledgeChunk
-    rank: float  # the database's relevance, larger is better
+    rank: float  # BM25 of the passage for the question, larger is better
+
+
+# A round reads at most this many matching passages from the index, unranked (in the index's
+# own order, which lets it stop early); they are ranked here. See docs/knowledge.md.
+CANDIDATES = 100
+# A round that holds more than CANDIDATES chunks runs its most specific alternatives one by
+# one, at most this many (each is one index query).
+ONE_BY_ONE = 8
+# Beyond this many words, "every word but two" has too many alternatives to be worth it.
+BUT_TWO_MAX = 8
+# BM25's parameters (FTS5's own).
+BM25_K1 = 1.2
+BM25_B = 0.75
+# Document frequencies change slowly: each is looked up once per this many seconds (and
+# whenever the index's row count changes) and kept in memory.
+DF_SECONDS = 300.0
 
 
 async def search(
@@ -140,23 +161,68 @@ async def search(
     limit: int,
     needed: int = 1,
 ) -> list[Hit]:
-    """Up to ``limit`` chunks of the bases for the question, in widening rounds while fewer
-    than ``needed`` are found: chunks holding every word of the question; every word but
-    one; any of the question's own words (without compound parts). The first two are
-    intersections, which the indexes answer fast; the last ranks every chunk sharing a word
-    with the question, which costs time in proportion to the base. Chunks are loaded
-    through the chunk model, so the session's tenant scope applies to them."""
+    """Up to ``limit`` chunks of the bases for the question, best first. The search widens
+    in rounds while fewer than ``needed`` are found (``_rounds``: every word of the question,
+    every word but one, ...). Each round only collects candidates, unranked, at most
+    CANDIDATES of them (``_round``); they are ranked here with BM25 (``_Ranker``), so that the
+    database never ranks every chunk that shares a common word with the question. Words no
+    chunk holds are left out of the rounds. Chunks are loaded through the chunk model, so the
+    session's tenant scope applies to them."""
     if not kb_ids or not groups:
         return []
-    run = _search_postgres if session.get_bind().dialect.name == "postgresql" else _search_sqlite
-    hits: list[Hit] = []
+    backend: _Backend = _Postgres(kb_ids) if _dialect(session) == "postgresql" else _Sqlite()
+    stats = await backend.stats(session, {g.main for g in groups})
+    # A word whose own term no chunk holds may still match by a compound part.
+    stats.df |= await backend.frequencies(
+        session, {t for g in groups if not stats.holds(g.main) for t in g.terms}
+    )
+    found: dict[Key, str] = {}
+    asked: set[frozenset[frozenset[str]]] = set()
     for alternatives in _rounds(groups):
-        seen = {hit.chunk.id for hit in hits}
-        found = await run(session, kb_ids, alternatives, limit)
-        hits += [hit for hit in found if hit.chunk.id not in seen][: limit - len(hits)]
-        if len(hits) >= needed:
+        # Leave out what no chunk can match and what an earlier round asked already.
+        alternatives = [a for a in alternatives if stats.possible(a) and frozenset(a) not in asked]
+        asked |= {frozenset(a) for a in alternatives}
+        if alternatives:
+            found |= await _round(session, backend, stats, kb_ids, alternatives, found, limit)
+        if len(found) >= needed:
             break
-    return hits
+    if not found:
+        return []
+    ranker = await _Ranker.of(session, backend, stats, groups, found)
+    best = sorted(found, key=lambda key: ranker.order(found[key]))[:limit]
+    chunks = await backend.load(session, best)
+    return [Hit(chunks[key], ranker.bm25(found[key])) for key in best if key in chunks]
+
+
+async def _round(
+    session: AsyncSession,
+    backend: _Backend,
+    stats: _Stats,
+    kb_ids: Sequence[str],
+    alternatives: Alternatives,
+    found: dict[Key, str],
+    limit: int,
+) -> dict[Key, str]:
+    """The new candidates of a round. The whole round is one query when it looks small; when
+    it holds more than CANDIDATES chunks (which ones the index stops at is arbitrary), its
+    alternatives run one by one, the most specific first, until ``limit`` new ones are in, so
+    that the best matches are among those read. Chunks of earlier rounds come again: each
+    query reads past them."""
+    count = CANDIDATES + len(found)
+    if len(alternatives) == 1 or stats.at_most(alternatives) <= CANDIDATES:
+        more = await backend.candidates(session, kb_ids, alternatives, count)
+        if len(more) < count or len(alternatives) == 1:
+            return {key: body for key, body in more.items() if key not in found}
+    more = {}
+    for alternative in sorted(alternatives, key=stats.selectivity)[:ONE_BY_ONE]:
+        more |= await backend.candidates(session, kb_ids, [alternative], count)
+        if len(more.keys() - found.keys()) >= min(limit, CANDIDATES):
+            break
+    return {key: body for key, body in more.items() if key not in found}
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
 
 
 Alternatives = list[list[frozenset[str]]]
@@ -164,14 +230,310 @@ Alternatives = list[list[frozenset[str]]]
 
 def _rounds(groups: Sequence[Group]) -> list[Alternatives]:
     """The rounds of a search; each a list of alternatives, each a list of term sets a chunk
-    must hold one term of each."""
-    every = [[g.terms for g in groups]]
-    if len(groups) == 1:
-        return [every]
-    but_one = [[g.terms for j, g in enumerate(groups) if j != i] for i in range(len(groups))]
-    if len(groups) == 2:
-        return [every, but_one]
-    return [every, but_one, [[frozenset({g.main})] for g in groups]]
+    must hold one term of each: every word; every word but one; every word but two (questions
+    of four to BUT_TWO_MAX words); any one of the question's own words (without compound
+    parts). A new candidate of a round that leaves out m of n words covers (n - m) / n of the
+    question: only the last rounds find passages that may not answer it."""
+    terms = [g.terms for g in groups]
+    rounds = [[terms]]
+    if len(groups) >= 2:
+        rounds.append([list(c) for c in combinations(terms, len(terms) - 1)])
+    if 4 <= len(groups) <= BUT_TWO_MAX:
+        rounds.append([list(c) for c in combinations(terms, len(terms) - 2)])
+    if len(groups) >= 3:
+        rounds.append([[frozenset({g.main})] for g in groups])
+    return rounds
+
+
+@dataclass
+class _Stats:
+    """What the search knows of the index: its row count and average passage length (0 when
+    unknown: BM25 then weighs every term alike), and the document frequencies looked up so
+    far (a term missing from ``df`` is in no chunk, or was not looked up)."""
+
+    rows: int
+    average_length: float
+    df: dict[str, int] = field(default_factory=dict)
+
+    def holds(self, term: str) -> bool:
+        return self.df.get(term, 0) > 0
+
+    def possible(self, alternative: list[frozenset[str]]) -> bool:
+        return all(any(self.holds(t) for t in group) for group in alternative)
+
+    def selectivity(self, alternative: list[frozenset[str]]) -> float:
+        """Sort key of alternatives, the most specific first: the product of their words'
+        frequencies (a word by its most common term), as if the words were independent."""
+        product = 1.0
+        for group in alternative:
+            product *= max(1, *(self.df.get(t, 0) for t in group))
+        return product
+
+    def at_most(self, alternatives: Alternatives) -> float:
+        """How many chunks a round can match at most: per alternative, as many as hold its
+        rarest word (the words of names and places go together far more often than not)."""
+        return sum(min(self._df(g) for g in alternative) for alternative in alternatives)
+
+    def _df(self, group: frozenset[str]) -> int:
+        return sum(self.df.get(t, 0) for t in group)
+
+    def idf(self, term: str) -> float:
+        """FTS5's BM25 inverse document frequency; 1 when the row count is unknown."""
+        if not self.rows:
+            return 1.0
+        n = self.df.get(term, 1)
+        return max(1e-6, math.log((self.rows - n + 0.5) / (n + 0.5)))
+
+
+@dataclass
+class _Ranker:
+    groups: Sequence[Group]
+    stats: _Stats
+    terms: frozenset[str] = frozenset()
+
+    @classmethod
+    async def of(
+        cls,
+        session: AsyncSession,
+        backend: _Backend,
+        stats: _Stats,
+        groups: Sequence[Group],
+        found: dict[Key, str],
+    ) -> _Ranker:
+        """A ranker with the document frequencies of the question's terms that occur in the
+        candidates (the others add nothing to any score)."""
+        wanted = set().union(*(g.terms for g in groups))
+        present = {t for text in found.values() for t in text.split() if t in wanted}
+        if not stats.average_length:
+            lengths = [len(text.split()) for text in found.values()]
+            stats.average_length = sum(lengths) / len(lengths)
+        if stats.rows:
+            stats.df |= await backend.frequencies(session, present - stats.df.keys())
+        return cls(groups, stats, frozenset(wanted))
+
+    def bm25(self, search_text: str) -> float:
+        """BM25 of a passage over the question's terms, as FTS5 computes it: a passage that
+        holds a whole compound of the question (and so every part of it) outranks one that
+        holds only a part."""
+        counts = Counter(search_text.split())
+        length = sum(counts.values())
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * length / max(self.stats.average_length, 1.0))
+        total = 0.0
+        for term in self.terms & counts.keys():
+            tf = counts[term]
+            total += self.stats.idf(term) * tf * (BM25_K1 + 1) / (tf + norm)
+        return total
+
+    def order(self, search_text: str) -> tuple[float, float]:
+        """Sort key: most of the question's words first, then BM25."""
+        return (-coverage(self.groups, search_text), -self.bm25(search_text))
+
+
+Key = int | str  # a candidate: its knowledge_fts rowid (SQLite) or chunk id (PostgreSQL)
+
+
+class _Backend:
+    """The database-specific part of a search."""
+
+    async def stats(self, session: AsyncSession, terms: set[str]) -> _Stats:
+        """The index's statistics, with the document frequencies of ``terms`` (if known)."""
+        raise NotImplementedError
+
+    async def frequencies(self, session: AsyncSession, terms: set[str]) -> dict[str, int]:
+        raise NotImplementedError
+
+    async def candidates(
+        self,
+        session: AsyncSession,
+        kb_ids: Sequence[str],
+        alternatives: Alternatives,
+        count: int,
+    ) -> dict[Key, str]:
+        """Up to ``count`` chunks matching any alternative, unranked: key -> search_text."""
+        raise NotImplementedError
+
+    async def load(self, session: AsyncSession, keys: list[Key]) -> dict[Key, KnowledgeChunk]:
+        raise NotImplementedError
+
+
+# Two records of the FTS5 table's data: 1 holds its running totals (row count, then tokens per
+# column, as SQLite varints; reading it costs nothing, counting rows would); 10 its structure,
+# which every write to the index changes (it carries a write counter).
+_FTS_TOTALS = "SELECT id, block FROM knowledge_fts_data WHERE id IN (1, 10)"
+# Document frequencies come from an fts5vocab table over the index, made per connection (a
+# temp table: nothing in the schema).
+_FTS_VOCAB = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.knowledge_fts_vocab "
+    "USING fts5vocab(main, knowledge_fts, row)"
+)
+
+
+def _varints(data: bytes) -> list[int]:
+    values: list[int] = []
+    i = 0
+    while i < len(data):
+        value = 0
+        for n in range(9):
+            byte = data[i + n]
+            if n == 8:
+                value = (value << 8) | byte
+                break
+            value = (value << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                break
+        values.append(value)
+        i += n + 1
+    return values
+
+
+class _DfCache:
+    """Document frequencies already looked up, per database and state of the index (SQLite)
+    or bases (PostgreSQL), for DF_SECONDS. A frequency of 0 may only be remembered while the
+    index is unchanged: a word no chunk held may come with the next ingestion, and must then
+    be found at once."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[object, ...], tuple[float, dict[str, int]]] = {}
+
+    def get(self, key: tuple[object, ...]) -> dict[str, int]:
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is None or now - entry[0] > DF_SECONDS:
+            if len(self._entries) > 1000:
+                self._entries.clear()
+            entry = (now, {})
+            self._entries[key] = entry
+        return entry[1]
+
+
+_df_cache = _DfCache()
+
+
+def _cache_key(session: AsyncSession, *more: object) -> tuple[object, ...] | None:
+    url = session.get_bind().url
+    # An in-memory database has no name to keep its frequencies under.
+    if url.database in (None, "", ":memory:"):
+        return None
+    return (str(url), *more)
+
+
+class _Sqlite(_Backend):
+    """Exact statistics: the row count and average length from FTS5's own totals, document
+    frequencies from fts5vocab (over the whole index, as FTS5's bm25() takes them). They are
+    remembered, 0 included, until the next write to the index changes its structure record."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, int] = {}
+
+    async def stats(self, session: AsyncSession, terms: set[str]) -> _Stats:
+        records = {int(i): block for i, block in (await session.execute(text(_FTS_TOTALS))).all()}
+        totals = _varints(records[1]) if records.get(1) else []
+        rows = totals[0] if totals else 0
+        average = totals[1] / rows if rows and len(totals) > 1 else 0.0
+        key = _cache_key(session, bytes(records.get(10) or b""))
+        self._known = _df_cache.get(key) if key else {}
+        return _Stats(rows, average, await self.frequencies(session, terms))
+
+    async def frequencies(self, session: AsyncSession, terms: set[str]) -> dict[str, int]:
+        missing = sorted(terms - self._known.keys())
+        if missing:
+            # Per connection, and again in every transaction: a rollback takes it back.
+            await session.execute(text(_FTS_VOCAB))
+            statement = text(
+                "SELECT term, doc FROM temp.knowledge_fts_vocab WHERE term IN :terms"
+            ).bindparams(bindparam("terms", expanding=True))
+            rows = await session.execute(statement, {"terms": missing})
+            self._known |= dict.fromkeys(missing, 0) | {r.term: int(r.doc) for r in rows}
+        return {t: n for t in terms if (n := self._known.get(t, 0))}
+
+    async def candidates(
+        self,
+        session: AsyncSession,
+        kb_ids: Sequence[str],
+        alternatives: Alternatives,
+        count: int,
+    ) -> dict[Key, str]:
+        # No ORDER BY: FTS5 then streams the matches by rowid and stops at the limit.
+        rows = await session.execute(
+            text("SELECT rowid, body FROM knowledge_fts WHERE knowledge_fts MATCH :m LIMIT :n"),
+            {"m": _fts_match(kb_ids, alternatives), "n": count},
+        )
+        return {int(row.rowid): str(row.body) for row in rows}
+
+    async def load(self, session: AsyncSession, keys: list[Key]) -> dict[Key, KnowledgeChunk]:
+        # By the chunks' own rowids: given ``index_rowid IN (...)`` next to the scope's
+        # ``agency_id = ?``, SQLite's planner (without statistics) walks the agency's index
+        # through every chunk of the agency (30 ms at 100k) instead of the unique index; with
+        # rowids it seeks (agency_id, rowid). The rowids are only numbers: the chunks
+        # themselves are loaded through the model, under the session's scope.
+        statement = text(
+            "SELECT rowid FROM knowledge_chunks WHERE index_rowid IN :keys"
+        ).bindparams(bindparam("keys", expanding=True))
+        rowids = [int(r) for r in (await session.execute(statement, {"keys": keys})).scalars()]
+        if not rowids:
+            return {}
+        rows = await session.execute(
+            select(KnowledgeChunk).where(literal_column("knowledge_chunks.rowid").in_(rowids))
+        )
+        return {chunk.index_rowid: chunk for chunk in rows.scalars() if chunk.index_rowid}
+
+
+# Frequencies on PostgreSQL are counted in the searched bases up to this (enough to tell
+# a rare word from a common one, and a round that fits CANDIDATES from one that does not).
+PG_DF_CAP = CANDIDATES + 1
+_PG_FREQUENCIES = (
+    "SELECT t.term, (SELECT count(*) FROM (SELECT 1 FROM knowledge_chunks c "
+    "WHERE c.knowledge_base_id = ANY(:kbs) AND c.tsv @@ to_tsquery('simple', t.term) "
+    "LIMIT :cap) AS s) AS docs FROM unnest(CAST(:terms AS text[])) AS t(term)"
+)
+
+
+class _Postgres(_Backend):
+    """PostgreSQL keeps no document frequencies a tenant may read (the planner's statistics
+    are hidden under row-level security): they are counted in the searched bases, capped at
+    PG_DF_CAP (a few GIN look-ups), and BM25 weighs every term alike, as ``ts_rank`` did."""
+
+    def __init__(self, kb_ids: Sequence[str]) -> None:
+        self._kb_ids = sorted(kb_ids)
+        self._known: dict[str, int] = {}
+
+    async def stats(self, session: AsyncSession, terms: set[str]) -> _Stats:
+        key = _cache_key(session, *self._kb_ids)
+        self._known = _df_cache.get(key) if key else {}
+        return _Stats(0, 0.0, await self.frequencies(session, terms))
+
+    async def frequencies(self, session: AsyncSession, terms: set[str]) -> dict[str, int]:
+        missing = sorted(terms - self._known.keys())
+        if missing:
+            rows = await session.execute(
+                text(_PG_FREQUENCIES),
+                {"kbs": self._kb_ids, "terms": missing, "cap": PG_DF_CAP},
+            )
+            self._known |= {row.term: int(row.docs) for row in rows if row.docs}
+        return {t: self._known[t] for t in terms if t in self._known}
+
+    async def candidates(
+        self,
+        session: AsyncSession,
+        kb_ids: Sequence[str],
+        alternatives: Alternatives,
+        count: int,
+    ) -> dict[Key, str]:
+        query = func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery(alternatives))
+        statement = (
+            select(KnowledgeChunk.id, KnowledgeChunk.search_text)
+            .where(
+                KnowledgeChunk.knowledge_base_id.in_(list(kb_ids)),
+                KnowledgeChunk.tsv.op("@@")(query),
+            )
+            .limit(count)
+        )
+        rows = await session.execute(statement)
+        return {chunk_id: search_text for chunk_id, search_text in rows.all()}
+
+    async def load(self, session: AsyncSession, keys: list[Key]) -> dict[Key, KnowledgeChunk]:
+        rows = await session.execute(select(KnowledgeChunk).where(KnowledgeChunk.id.in_(keys)))
+        return {chunk.id: chunk for chunk in rows.scalars()}
 
 
 def _fts_match(kb_ids: Sequence[str], alternatives: Alternatives) -> str:
@@ -190,53 +552,6 @@ def _tsquery(alternatives: Alternatives) -> str:
         return "(" + " & ".join("(" + " | ".join(sorted(g)) + ")" for g in alternative) + ")"
 
     return " | ".join(all_of(a) for a in alternatives)
-
-
-async def _search_sqlite(
-    session: AsyncSession,
-    kb_ids: Sequence[str],
-    alternatives: Alternatives,
-    limit: int,
-) -> list[Hit]:
-    # Rank inside the index alone (bm25() is lower for better matches; the kb column does
-    # not count), then load the few chunks: sorting whole chunk rows costs more than ranking.
-    ranked = await session.execute(
-        text(
-            "SELECT rowid, bm25(knowledge_fts, 1.0, 0.0) AS rank FROM knowledge_fts "
-            "WHERE knowledge_fts MATCH :match ORDER BY rank LIMIT :limit"
-        ),
-        {"match": _fts_match(kb_ids, alternatives), "limit": limit},
-    )
-    ranks = {int(row.rowid): -float(row.rank) for row in ranked}
-    if not ranks:
-        return []
-    rows = await session.execute(
-        select(KnowledgeChunk).where(KnowledgeChunk.index_rowid.in_(list(ranks)))
-    )
-    hits = [Hit(chunk, ranks[chunk.index_rowid]) for chunk in rows.scalars()]
-    return sorted(hits, key=lambda hit: -hit.rank)
-
-
-async def _search_postgres(
-    session: AsyncSession,
-    kb_ids: Sequence[str],
-    alternatives: Alternatives,
-    limit: int,
-) -> list[Hit]:
-    query = func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery(alternatives))
-    # Normalisation 1: divide by 1 + log(length), as BM25 dampens long passages.
-    rank = func.ts_rank(KnowledgeChunk.tsv, query, 1)
-    statement = (
-        select(KnowledgeChunk, rank.label("rank"))
-        .where(
-            KnowledgeChunk.knowledge_base_id.in_(list(kb_ids)),
-            KnowledgeChunk.tsv.op("@@")(query),
-        )
-        .order_by(rank.desc())
-        .limit(limit)
-    )
-    rows = await session.execute(statement)
-    return [Hit(chunk, float(value)) for chunk, value in rows.all()]
 
 
 async def next_rowids(session: AsyncSession, count: int) -> list[int] | None:
@@ -269,7 +584,7 @@ async def index_rows(session: AsyncSession, kb_ids: Sequence[str]) -> int:
 
 
 def score(cover: float, rank: float, best_rank: float) -> float:
-    """The 0..1 score of a hit: its coverage, lowered by up to RANK_WEIGHT when the database
-    ranks it below the best hit."""
+    """The 0..1 score of a hit: its coverage, lowered by up to RANK_WEIGHT when its BM25 is
+    below the best hit's."""
     relative = max(0.0, min(1.0, rank / best_rank)) if best_rank > 0 else 0.0
     return round(cover * (1 - RANK_WEIGHT + RANK_WEIGHT * relative), 4)
