@@ -40,11 +40,13 @@ class ConversationRepository:
             statement = statement.with_for_update()
         return (await self.session.execute(statement)).scalar_one_or_none()
 
-    async def by_visitor_token(self, token_hash: str) -> Conversation | None:
-        result = await self.session.execute(
-            select(Conversation).where(Conversation.visitor_token_hash == token_hash)
-        )
-        return result.scalar_one_or_none()
+    async def by_visitor_token(
+        self, token_hash: str, *, for_update: bool = False
+    ) -> Conversation | None:
+        statement = select(Conversation).where(Conversation.visitor_token_hash == token_hash)
+        if for_update and self.session.get_bind().dialect.name == "postgresql":
+            statement = statement.with_for_update()
+        return (await self.session.execute(statement)).scalar_one_or_none()
 
     def listing(self, filters: ConversationFilters, within: Scope | None = None) -> Select[Any]:
         statement = select(Conversation)

@@ -87,9 +87,13 @@ async def start(
     return conversation, token
 
 
-async def by_visitor_token(session: AsyncSession, conversation_id: str, token: str) -> Conversation:
+async def by_visitor_token(
+    session: AsyncSession, conversation_id: str, token: str, *, for_update: bool = False
+) -> Conversation:
     """The conversation the token belongs to; 404 for any mismatch (never tells which)."""
-    conversation = await ConversationRepository(session).by_visitor_token(hash_token(token))
+    conversation = await ConversationRepository(session).by_visitor_token(
+        hash_token(token), for_update=for_update
+    )
     if conversation is None or conversation.id != conversation_id:
         raise NotFound("Conversation not found.")
     return conversation

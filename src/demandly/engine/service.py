@@ -43,7 +43,7 @@ from demandly.engine.tools import ToolContext, run_tool, specs_for
 from demandly.kit.cache import TTLCache
 from demandly.kit.context import Actor, Scope
 from demandly.kit.crypto import hash_token
-from demandly.kit.db import Database
+from demandly.kit.db import Database, set_scope
 from demandly.kit.logging import get_logger
 from demandly.tenancy.models import Client
 
@@ -83,6 +83,16 @@ class EngineEvent:
 
     type: str
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VisitorAccess:
+    """A visitor's bearer token for one conversation, checked in the turn's first transaction
+    (no separate look-up). ``admit`` runs once the conversation is known, before anything is
+    stored: it raises to refuse the message (rate limits)."""
+
+    token: str
+    admit: Callable[[Conversation], None] = lambda conversation: None
 
 
 @dataclass
@@ -146,6 +156,10 @@ def message_view(message: Message) -> dict[str, Any]:
     }
 
 
+def _message_event(message: Message) -> EngineEvent:
+    return EngineEvent("message", {"message": message_view(message)})
+
+
 def visible(message: Message) -> bool:
     return message.role != MessageRole.TOOL and bool(message.content)
 
@@ -171,17 +185,37 @@ class TurnRunner:
         client_message_id: str | None = None,
     ) -> AsyncIterator[EngineEvent]:
         """Take the visitor's ``text`` and stream the agent's answer as events."""
-        async with self.db.session(scope, actor) as session:
-            conversation = await conversations.get(session, conversation_id, for_update=True)
+        turn = await self.begin(
+            scope, conversation_id, text, actor=actor, client_message_id=client_message_id
+        )
+        async for event in self.answer(turn):
+            yield event
+
+    async def begin(
+        self,
+        who: Scope | VisitorAccess,
+        conversation_id: str,
+        text: str,
+        *,
+        actor: Actor | None = None,
+        client_message_id: str | None = None,
+    ) -> Turn:
+        """The turn's first transaction: find the conversation (for a visitor, by the token,
+        in the same transaction), store the visitor's message and read what the model needs.
+        Raises before anything is stored when the conversation may not take the message; a
+        visitor's token that does not fit raises ``NotFound``."""
+        first = who if isinstance(who, Scope) else Scope.for_system()
+        async with self.db.session(first, actor) as session:
+            conversation, scope = await self._open(session, who, conversation_id, actor)
             conversations.ensure_open(conversation)
+            turn = Turn(scope=scope, actor=actor, conversation=conversation)
             repeat = None
             if client_message_id:
                 repeat = await conversations.repeat_of(session, conversation, client_message_id)
             if repeat is not None:
-                for message in repeat:
-                    yield EngineEvent("message", {"message": message_view(message)})
+                turn.events += [_message_event(m) for m in repeat]
                 if len(repeat) > 1 or repeat[0].seq != conversation.message_count:
-                    return
+                    return turn
                 # Stored, but its answer never was (the server stopped mid-turn): answer now.
             else:
                 user_message = await conversations.append(
@@ -191,13 +225,38 @@ class TurnRunner:
                     text,
                     client_message_id=client_message_id,
                 )
-                yield EngineEvent("message", {"message": message_view(user_message)})
-            if conversation.status == ConversationStatus.HANDOFF:
-                await session.commit()  # a person answers; the bot stays silent
-                return
-            prepared = await self._prepare(session, conversation)
+                turn.events.append(_message_event(user_message))
+            if conversation.status != ConversationStatus.HANDOFF:  # else a person answers
+                turn.prepared = await self._prepare(session, conversation)
             await session.commit()
+        return turn
 
+    async def _open(
+        self,
+        session: AsyncSession,
+        who: Scope | VisitorAccess,
+        conversation_id: str,
+        actor: Actor | None,
+    ) -> tuple[Conversation, Scope]:
+        if isinstance(who, Scope):
+            return await conversations.get(session, conversation_id, for_update=True), who
+        conversation = await conversations.by_visitor_token(
+            session, conversation_id, who.token, for_update=True
+        )
+        scope = Scope.for_client(conversation.agency_id, conversation.client_id)
+        await set_scope(session, scope, actor)
+        who.admit(conversation)
+        return conversation, scope
+
+    async def answer(self, turn: Turn) -> AsyncIterator[EngineEvent]:
+        """The events of a begun turn: what its first transaction stored, then the agent's
+        answer, streamed with no transaction open, then what storing it brought."""
+        for event in turn.events:
+            yield event
+        prepared = turn.prepared
+        if prepared is None:
+            return
+        scope, actor = turn.scope, turn.actor
         progressed = False
         cited: list[dict[str, str | None]] = []
         for round_number in range(1, MAX_MODEL_ROUNDS + 1):
@@ -438,6 +497,18 @@ class _Setup:
 # under a version, and turns see such a change within SETUP_CACHE_SECONDS.
 SETUP_CACHE_SECONDS = 30
 _setups = TTLCache[str, _Setup](ttl_seconds=SETUP_CACHE_SECONDS, max_items=2000)
+
+
+@dataclass
+class Turn:
+    """A turn after its first transaction (``TurnRunner.begin``): ``prepared`` is None when
+    the agent has nothing to answer (a person answers, or a retried message was answered)."""
+
+    scope: Scope
+    actor: Actor | None
+    conversation: Conversation
+    events: list[EngineEvent] = field(default_factory=list)
+    prepared: _Prepared | None = None
 
 
 @dataclass

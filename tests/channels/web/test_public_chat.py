@@ -187,6 +187,10 @@ async def test_a_chatty_visitor_is_slowed_down(
             assert int(response.headers["retry-after"]) >= 1
             break
     assert statuses[-1] == 429 and set(statuses[:-1]) == {200}
+    # The refused message was not stored (refused before the turn wrote anything).
+    transcript = (await visitor.get(url, headers=bearer(started))).json()["messages"]
+    said = [m["content"] for m in transcript if m["role"] == "user"]
+    assert said == [f"Nachricht {i}" for i in range(len(statuses) - 1)]
 
 
 async def test_a_message_whose_answer_was_lost_is_answered_on_retry(

@@ -25,6 +25,7 @@ from demandly.conversations.models import Channel, Conversation
 from demandly.engine.service import (
     EngineEvent,
     TurnRunner,
+    VisitorAccess,
     message_view,
     opening_greeting,
     visible,
@@ -213,18 +214,29 @@ async def post_message(
     text = data.text.strip()
     if not text:
         raise ValidationFailed("text", "The message is empty.")
-    conversation = await _visitor_conversation(request, conversation_id)
-    messages_per_ip.check(f"ip:{client_ip(request)}")
-    messages_per_conversation.check(f"conv:{conversation.id}")
-    conversations.ensure_open(conversation)
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized("The visitor token is missing.")
+    ip = client_ip(request)
+
+    def admit(conversation: Conversation) -> None:
+        messages_per_ip.check(f"ip:{ip}")
+        messages_per_conversation.check(f"conv:{conversation.id}")
+
     runner = TurnRunner(get_database(request), request.app.state.settings)
-    events = runner.run(
-        Scope.for_client(conversation.agency_id, conversation.client_id),
-        conversation.id,
-        text,
-        actor=_visitor(request),
-        client_message_id=data.client_message_id,
-    )
+    try:
+        # The token is checked in the turn's first transaction, not in one of its own.
+        turn = await runner.begin(
+            VisitorAccess(token, admit),
+            conversation_id,
+            text,
+            actor=_visitor(request),
+            client_message_id=data.client_message_id,
+        )
+    except NotFound:
+        raise Unauthorized("The visitor token does not fit this conversation.") from None
+    conversation = turn.conversation
+    events = runner.answer(turn)
     if accept and "text/event-stream" in accept:
         return StreamingResponse(
             _sse(events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
