@@ -5,8 +5,9 @@ engine tools call):
   computation (``availability.compute_slots``) and of ``service.available_slots`` (the same
   plus loading the calendar's appointments from the database).
 - Booking throughput for distinct slots: ``service.book`` one booking per transaction
-  (lock, re-check, insert, event, two reminder jobs, confirmation e-mail job with its .ics),
-  committed each time, one after the other in one process.
+  (lock, re-check, contact, insert, audit, event, two reminder jobs, confirmation e-mail job
+  with its .ics), committed each time, one after the other in one process. Also counts the
+  SQL statements one booking sends.
 
     .venv/bin/python bench/booking.py [--backends sqlite,postgres] [--runs 300] [--bookings 500]
 """
@@ -21,11 +22,13 @@ import tempfile
 import time as clock
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import common
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import event
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WINDOW_DAYS = 30
@@ -51,6 +54,23 @@ def packed_starts(first_day: date, count: int) -> list[datetime]:
         starts += [opening + timedelta(minutes=45 * n) for n in range(18)]
         day += timedelta(days=1)
     return starts[:count]
+
+
+class StatementCounter:
+    """Counts the statements an engine sends (SQLite's BEGIN included, COMMIT not)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine, self.count = engine, 0
+
+    def _seen(self, *_: Any) -> None:
+        self.count += 1
+
+    def __enter__(self) -> StatementCounter:
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._seen)
 
 
 async def bench_backend(
@@ -132,9 +152,9 @@ async def bench_backend(
             result["full_p50"], result["full_p95"] = percentile(full, 0.5), percentile(full, 0.95)
 
         # Throughput: distinct free slots after the window, one booking per commit.
-        targets = packed_starts(start_day + timedelta(days=WINDOW_DAYS + 7), bookings)
-        began = clock.perf_counter()
-        for index, start in enumerate(targets):
+        targets = packed_starts(start_day + timedelta(days=WINDOW_DAYS + 7), bookings + 1)
+
+        async def book(index: int, start: datetime) -> None:
             async with db.session(scope) as session:
                 await service.book(
                     session,
@@ -147,6 +167,13 @@ async def bench_backend(
                     idempotency_key=f"bench-{index}",
                 )
                 await session.commit()
+
+        with StatementCounter(db.engine.sync_engine) as counter:
+            await book(bookings, targets[bookings])
+        result["statements"] = counter.count
+        began = clock.perf_counter()
+        for index, start in enumerate(targets[:bookings]):
+            await book(index, start)
         elapsed = clock.perf_counter() - began
         result["bookings_per_s"] = bookings / elapsed
         result["booking_mean_ms"] = elapsed / bookings * 1000
@@ -182,6 +209,7 @@ def main() -> None:
         "available_slots p95 ms",
         "bookings/s (service)",
         "ms per booking",
+        "statements per booking",
     ):
         table.add_column(column, justify="right")
     for backend in [b for b in args.backends.split(",") if b]:
@@ -195,6 +223,7 @@ def main() -> None:
             f"{row['full_p95']:.2f}",
             f"{row['bookings_per_s']:.0f}",
             f"{row['booking_mean_ms']:.2f}",
+            f"{row['statements']:.0f}",
         )
     console.print(table)
     console.print(

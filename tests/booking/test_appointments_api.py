@@ -65,6 +65,31 @@ async def test_a_taken_slot_is_a_conflict_and_a_closed_time_is_invalid(
         assert response.json()["error"]["details"][0]["field"] == "start"
 
 
+async def test_a_long_appointment_and_its_buffer_keep_later_times_taken(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    calendar = await create_calendar(
+        client,
+        world.a,
+        buffer_after_minutes=30,
+        slot_interval_minutes=15,
+        event_types=[
+            {"name": "Kurz", "duration_minutes": 30},
+            {"name": "Behandlung", "duration_minutes": 240},
+        ],
+    )
+    long_kind = calendar["event_types"][1]["id"]
+    day = future_day(14)
+    long = await book(client, world.a, calendar, at(day, "09:00"), event_type_id=long_kind)
+    assert long.status_code == 201, long.text
+    # Three hours into the four-hour appointment, and within its buffer after 13:00.
+    for taken in ("12:00", "13:15"):
+        response = await book(client, world.a, calendar, at(day, taken))
+        assert response.status_code == 409, taken
+        assert response.json()["error"]["code"] == "slot_taken"
+    assert (await book(client, world.a, calendar, at(day, "13:30"))).status_code == 201
+
+
 async def test_the_same_idempotency_key_returns_the_first_booking(
     client: httpx.AsyncClient, world: World
 ) -> None:

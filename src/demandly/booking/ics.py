@@ -24,13 +24,14 @@ PRODID = "-//Demandly//Booking//EN"
 
 
 @lru_cache(maxsize=64)
-def _vtimezone(tzid: str, first_year: int, last_year: int) -> Timezone:
+def _vtimezone(tzid: str, first_year: int, last_year: int) -> bytes:
+    """The VTIMEZONE, serialised once: it is most of the work of writing an invitation."""
     return Timezone.from_tzinfo(
         ZoneInfo(tzid),
         tzid=tzid,
         first_date=date(first_year, 1, 1),
         last_date=date(last_year + 1, 1, 1),
-    )
+    ).to_ical()
 
 
 def _document(method: str | None, name: str | None = None) -> ICalendar:
@@ -80,9 +81,20 @@ def _event(
     return event
 
 
-def _with_timezone(document: ICalendar, calendar: Calendar, years: Iterable[int]) -> None:
+_END = b"END:VCALENDAR\r\n"
+
+
+def _serialise(document: ICalendar, calendar: Calendar, years: Iterable[int]) -> bytes:
+    """``document`` (its properties and events) with the calendar's VTIMEZONE first among
+    its components, as ``to_ical`` would write it had the VTIMEZONE been added first."""
     span = sorted(set(years)) or [utcnow().year]
-    document.add_component(_vtimezone(calendar.timezone, span[0], span[-1]))
+    events = b"".join(component.to_ical() for component in document.subcomponents)
+    document.subcomponents = []
+    head = document.to_ical()
+    if not head.endswith(_END):  # pragma: no cover - icalendar always ends so
+        raise ValueError("unexpected iCalendar serialisation")
+    timezone = _vtimezone(calendar.timezone, span[0], span[-1])
+    return head[: -len(_END)] + timezone + events + _END
 
 
 def invitation(
@@ -95,7 +107,6 @@ def invitation(
     """The .ics for an e-mail: REQUEST while the appointment stands, CANCEL once cancelled."""
     cancelled = appointment.status == AppointmentStatus.CANCELLED
     document = _document("CANCEL" if cancelled else "REQUEST")
-    _with_timezone(document, calendar, (appointment.start_at.year, appointment.end_at.year))
     document.add_component(
         _event(
             appointment,
@@ -105,7 +116,7 @@ def invitation(
             cancelled=cancelled,
         )
     )
-    return document.to_ical()
+    return _serialise(document, calendar, (appointment.start_at.year, appointment.end_at.year))
 
 
 def feed(
@@ -118,11 +129,10 @@ def feed(
     items = list(appointments)
     document = _document(None, calendar.name)
     document.add("refresh-interval", timedelta(minutes=15), parameters={"VALUE": "DURATION"})
-    _with_timezone(document, calendar, (a.start_at.year for a in items))
     for appointment in items:
         kind = event_types.get(appointment.event_type_id or "")
         cancelled = appointment.status == AppointmentStatus.CANCELLED
         document.add_component(
             _event(appointment, calendar, kind, organizer_email=None, cancelled=cancelled)
         )
-    return document.to_ical()
+    return _serialise(document, calendar, (a.start_at.year for a in items))

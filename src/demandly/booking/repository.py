@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from demandly.booking.models import Appointment, AppointmentStatus, Calendar, EventType
@@ -17,6 +17,19 @@ from demandly.jobs.models import Job, JobStatus
 from demandly.kit.context import Scope
 from demandly.kit.db import grants_criteria
 from demandly.tenancy.models import Agency, Client, Status
+
+
+@dataclass(frozen=True)
+class CalendarContext:
+    """A calendar with what booking on it needs, read in one statement: its event types (in
+    order), its client and agency (locale and brand of the e-mails; None if the scope does not
+    show them) and the appointment booked earlier under an idempotency key, if any."""
+
+    calendar: Calendar
+    event_types: list[EventType]
+    client: Client | None
+    agency: Agency | None
+    keyed: Appointment | None
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,39 @@ class BookingRepository:
         if for_update and self.is_postgres:
             statement = statement.with_for_update().execution_options(populate_existing=True)
         return await self._one(statement)
+
+    async def calendar_context(
+        self, calendar_id: str, *, for_update: bool = False, idempotency_key: str | None = None
+    ) -> CalendarContext | None:
+        """The calendar and what a booking on it reads besides (see ``CalendarContext``), in
+        one round trip. ``for_update`` locks the calendar row alone, as ``calendar`` does."""
+        statement = (
+            select(Calendar, EventType, Client, Agency)
+            .outerjoin(EventType, EventType.calendar_id == Calendar.id)
+            .outerjoin(Client, Client.id == Calendar.client_id)
+            .outerjoin(Agency, Agency.id == Calendar.agency_id)
+            .where(Calendar.id == calendar_id)
+            .order_by(EventType.position, EventType.id)
+        )
+        if idempotency_key is not None:
+            statement = statement.add_columns(Appointment).outerjoin(
+                Appointment,
+                and_(
+                    Appointment.calendar_id == Calendar.id,
+                    Appointment.idempotency_key == idempotency_key,
+                ),
+            )
+        if for_update and self.is_postgres:
+            statement = statement.with_for_update(of=Calendar).execution_options(
+                populate_existing=True
+            )
+        rows = (await self.session.execute(statement)).all()
+        if not rows:
+            return None
+        calendar, _, client, agency = rows[0][:4]
+        keyed = rows[0][4] if idempotency_key is not None else None
+        kinds = [row[1] for row in rows if row[1] is not None]
+        return CalendarContext(calendar, kinds, client, agency, keyed)
 
     async def calendar_by_slug(self, slug: str) -> Calendar | None:
         """A calendar of an active client of an active agency."""

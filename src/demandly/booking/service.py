@@ -39,10 +39,11 @@ from demandly.booking.links import (
     verify_manage_token,
 )
 from demandly.booking.models import Appointment, AppointmentStatus, Calendar, EventType
-from demandly.booking.repository import BookingRepository
+from demandly.booking.repository import BookingRepository, CalendarContext
 from demandly.config import get_settings
 from demandly.integrations.email import (
     Attachment,
+    Brand,
     OutgoingEmail,
     brand_for,
     branded_html,
@@ -53,7 +54,8 @@ from demandly.kit.errors import Conflict, NotFound, ValidationFailed
 from demandly.kit.ids import new_id, random_token
 from demandly.kit.time import ensure_utc, utcnow
 from demandly.leads.service import Person, get_contact, upsert_contact
-from demandly.tenancy.models import Client
+from demandly.tenancy.branding import brand_of
+from demandly.tenancy.models import Agency, Client
 from demandly.tenancy.service import slugify, system_scope
 
 __all__ = [
@@ -332,7 +334,10 @@ async def event_type_for(
     session: AsyncSession, calendar: Calendar, event_type_id: str | None
 ) -> EventType:
     """The named event type of the calendar, or its first one."""
-    kinds = await BookingRepository(session).event_types(calendar.id)
+    return _choose_kind(await BookingRepository(session).event_types(calendar.id), event_type_id)
+
+
+def _choose_kind(kinds: list[EventType], event_type_id: str | None) -> EventType:
     if event_type_id is None and kinds:
         return kinds[0]
     for kind in kinds:
@@ -354,11 +359,22 @@ async def _compute(
 ) -> list[Slot]:
     busy: list[tuple[datetime, datetime]] = []
     if with_appointments:
+        margin = _busy_margin(calendar, duration)
         busy = await BookingRepository(session).busy(
-            calendar.id, start - BUSY_MARGIN, end + BUSY_MARGIN, exclude_id=exclude_id
+            calendar.id, start - margin, end + margin, exclude_id=exclude_id
         )
     years = range((start - BUSY_MARGIN).year, (end + BUSY_MARGIN).year + 1)
     return compute_slots(rules_of(calendar, years), duration, start, end, now=now, busy=busy)
+
+
+def _busy_margin(calendar: Calendar, duration: timedelta) -> timedelta:
+    """How far around a range appointments can matter: whole local days when the calendar
+    limits bookings per day, else a slot's length and the buffers (a slot starting in the
+    range ends at most ``duration`` after it and keeps the buffers clear around it)."""
+    if calendar.max_bookings_per_day:
+        return BUSY_MARGIN
+    buffers = max(calendar.buffer_before_minutes, calendar.buffer_after_minutes)
+    return duration + timedelta(minutes=buffers)
 
 
 async def available_slots(
@@ -423,11 +439,21 @@ def _phone(raw: str | None, calendar: Calendar) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-async def _lock(session: AsyncSession, calendar: Calendar) -> Calendar:
-    locked = await BookingRepository(session).calendar(calendar.id, for_update=True)
-    if locked is None:
+async def _context(
+    session: AsyncSession,
+    calendar_id: str,
+    *,
+    lock: bool = False,
+    idempotency_key: str | None = None,
+) -> CalendarContext:
+    """The calendar with its event types, client and agency, in one statement; ``lock``
+    takes the calendar's row lock (PostgreSQL) that serialises its bookings."""
+    context = await BookingRepository(session).calendar_context(
+        calendar_id, for_update=lock, idempotency_key=idempotency_key
+    )
+    if context is None:
         raise NotFound("Calendar not found.")
-    return locked
+    return context
 
 
 def _uid(appointment_id: str) -> str:
@@ -454,15 +480,13 @@ async def book(
     key was used for another time)."""
     start = instant(start, "start")
     now = now or utcnow()
-    calendar = await _lock(session, calendar)
-    repo = BookingRepository(session)
-    if idempotency_key is not None:
-        earlier = await repo.by_idempotency_key(calendar.id, idempotency_key)
-        if earlier is not None:
-            if earlier.start_at != start:
-                raise Conflict("This Idempotency-Key was used for another booking.")
-            return earlier
-    kind = await event_type_for(session, calendar, event_type_id)
+    context = await _context(session, calendar.id, lock=True, idempotency_key=idempotency_key)
+    calendar, earlier = context.calendar, context.keyed
+    if earlier is not None:
+        if earlier.start_at != start:
+            raise Conflict("This Idempotency-Key was used for another booking.")
+        return earlier
+    kind = _choose_kind(context.event_types, event_type_id)
     duration = timedelta(minutes=kind.duration_minutes)
     phone = _phone(attendee.phone, calendar)
     await _check_free(session, calendar, start, duration, now=now)
@@ -499,7 +523,7 @@ async def book(
     await session.flush()
     await _emit(session, appointment, BOOKED)
     await _schedule_reminders(session, appointment, calendar, now)
-    await _notify(session, appointment, calendar, kind, "booked")
+    await _notify(session, appointment, context, kind, "booked")
     return appointment
 
 
@@ -544,7 +568,8 @@ async def reschedule(
     updated (SEQUENCE + 1) and the reminders move with it."""
     start = instant(start, "start")
     now = now or utcnow()
-    calendar = await _lock(session, await get_calendar(session, appt.calendar_id))
+    context = await _context(session, appt.calendar_id, lock=True)
+    calendar = context.calendar
     appt = await get_appointment(session, appt.id, for_update=True)
     _require_confirmed(appt, "rescheduled")
     if appt.start_at == start:
@@ -558,7 +583,7 @@ async def reschedule(
     await session.flush()
     await _emit(session, appt, RESCHEDULED, previous_start=previous.isoformat())
     await _schedule_reminders(session, appt, calendar, now)
-    await _notify(session, appt, calendar, await _kind_of(session, appt), "rescheduled")
+    await _notify(session, appt, context, _kind_of(context, appt), "rescheduled")
     return appt
 
 
@@ -578,8 +603,8 @@ async def cancel(
     appt.sequence += 1
     await session.flush()
     await _emit(session, appt, CANCELLED, reason=reason)
-    calendar = await get_calendar(session, appt.calendar_id)
-    await _notify(session, appt, calendar, await _kind_of(session, appt), "cancelled")
+    context = await _context(session, appt.calendar_id)
+    await _notify(session, appt, context, _kind_of(context, appt), "cancelled")
     return appt
 
 
@@ -600,11 +625,10 @@ async def update_appointment(
     return appt
 
 
-async def _kind_of(session: AsyncSession, appt: Appointment) -> EventType | None:
+def _kind_of(context: CalendarContext, appt: Appointment) -> EventType | None:
     if appt.event_type_id is None:
         return None
-    kinds = await BookingRepository(session).event_types(appt.calendar_id)
-    return next((k for k in kinds if k.id == appt.event_type_id), None)
+    return next((k for k in context.event_types if k.id == appt.event_type_id), None)
 
 
 async def _emit(session: AsyncSession, appt: Appointment, event: str, **extra: Any) -> None:
@@ -724,8 +748,8 @@ async def send_reminder(session: AsyncSession, payload: dict[str, Any]) -> bool:
         or appt.sequence != payload.get("sequence")
     ):
         return False
-    calendar = await get_calendar(session, appt.calendar_id)
-    return await _notify(session, appt, calendar, await _kind_of(session, appt), "reminder")
+    context = await _context(session, appt.calendar_id)
+    return await _notify(session, appt, context, _kind_of(context, appt), "reminder")
 
 
 # --- e-mails -------------------------------------------------------------------------------
@@ -835,7 +859,7 @@ def _html_body(mail: _Mail) -> str:
 async def _notify(
     session: AsyncSession,
     appt: Appointment,
-    calendar: Calendar,
+    context: CalendarContext,
     kind: EventType | None,
     what: str,
 ) -> bool:
@@ -843,7 +867,7 @@ async def _notify(
     reminders). Attendees without an e-mail address get none."""
     if not appt.attendee_email:
         return False
-    client = await session.get(Client, appt.client_id)
+    calendar, client = context.calendar, context.client
     language = client.locale if client is not None and client.locale in _TEXTS else "de"
     mail = _compose(appt, calendar, kind, what, language)
     attachments: tuple[Attachment, ...] = ()
@@ -856,7 +880,7 @@ async def _notify(
                 content_type=f"text/calendar; method={method}; charset=utf-8",
             ),
         )
-    brand = await brand_for(session, appt.agency_id)
+    brand = await _mail_brand(session, appt.agency_id, context.agency)
     await queue_email(
         session,
         OutgoingEmail(
@@ -872,6 +896,20 @@ async def _notify(
         idempotency_key=f"booking.mail:{appt.id}:{appt.sequence}:{what}",
     )
     return True
+
+
+async def _mail_brand(session: AsyncSession, agency_id: str, agency: Agency | None) -> Brand:
+    """The e-mail brand of the agency read with the calendar (``brand_for`` reads it again
+    when the scope did not show it: that raises as before)."""
+    if agency is None:
+        return await brand_for(session, agency_id)
+    brand = brand_of(agency)
+    return Brand(
+        name=brand.name,
+        primary_color=brand.primary,
+        logo_url=brand.logo_url,
+        sender_name=brand.sender_name,
+    )
 
 
 # --- views ---------------------------------------------------------------------------------
