@@ -47,6 +47,7 @@ from demandly.integrations.email import (
     OutgoingEmail,
     brand_for,
     branded_html,
+    email_brand,
     queue_email,
 )
 from demandly.jobs.service import cancel_job, emit, enqueue
@@ -903,13 +904,7 @@ async def _mail_brand(session: AsyncSession, agency_id: str, agency: Agency | No
     when the scope did not show it: that raises as before)."""
     if agency is None:
         return await brand_for(session, agency_id)
-    brand = brand_of(agency)
-    return Brand(
-        name=brand.name,
-        primary_color=brand.primary,
-        logo_url=brand.logo_url,
-        sender_name=brand.sender_name,
-    )
+    return email_brand(brand_of(agency))
 
 
 # --- views ---------------------------------------------------------------------------------

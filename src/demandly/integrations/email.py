@@ -83,7 +83,8 @@ class Brand:
 # --- brand and layout ----------------------------------------------------------------------
 
 
-def _email_brand(brand: AgencyBrand) -> Brand:
+def email_brand(brand: AgencyBrand) -> Brand:
+    """An agency's brand as e-mails need it."""
     return Brand(
         name=brand.name,
         primary_color=brand.primary,
@@ -98,7 +99,7 @@ async def brand_for(session: AsyncSession, agency_id: str) -> Brand:
     agency = await TenancyRepository(session).agency(agency_id)
     if agency is None:
         raise LookupError(f"agency {agency_id} not found in this scope")
-    return _email_brand(brand_of(agency))
+    return email_brand(brand_of(agency))
 
 
 def branded_html(brand: Brand, title: str, body_html: str) -> str:
