@@ -9,7 +9,12 @@ and PostgreSQL, in-process (the service functions the API and the engine call).
   are vacuumed and analysed after each ingest step, as autovacuum would (``_maintain``).
 - Quality: recall@1 and recall@5 of the evaluation set (German and English questions,
   paraphrased, over generated passages; see ``corpus``), with and without the compound
-  splitting of the normalisation.
+  splitting of the normalisation; and, on the same set, the databases ranking alone, top 5
+  (no normalisation of ours): PostgreSQL ``german``/``english`` (by the passage's and the
+  question's language) and ``simple`` tsvectors with ``ts_rank_cd`` and ``ts_rank``; FTS5
+  ``unicode61 remove_diacritics 2``, ``porter unicode61 remove_diacritics 2`` and ``trigram``
+  with ``bm25()`` (scratch tables in the bench's fresh database; ``_native_postgres``,
+  ``_native_sqlite``).
 
 The corpus is generated deterministically: fictitious businesses (kind x family name x town)
 with six facts each (prices, opening hours, address and parking, payment, booking, team), each
@@ -17,7 +22,9 @@ fact one passage under a heading. Questions name the business and ask for the fa
 words than the passage uses ("Wie teuer ...", "Wann hat ... offen?").
 
     .venv/bin/python bench/knowledge.py [--sizes 1000,10000,100000] [--backends sqlite,postgres]
-        [--pg-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+        [--pg-url postgresql+asyncpg://postgres@127.0.0.1:5432/test] [--quality-only]
+
+``--quality-only`` skips the ingest and latency steps (about a minute for both backends).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import asyncio
 import os
 import platform
 import random
+import re
 import statistics
 import tempfile
 import time
@@ -122,6 +130,7 @@ class Passage:
     key: str  # unique text inside the passage that identifies it
     heading: str
     text: str
+    language: str
 
 
 @dataclass(frozen=True)
@@ -227,7 +236,7 @@ def english(i: int, rng: random.Random) -> tuple[list[Passage], list[Question]]:
 def _pack(
     facts: list[tuple[str, str, list[str]]], language: str, rng: random.Random
 ) -> tuple[list[Passage], list[Question]]:
-    passages = [Passage(key=text, heading=heading, text=text) for heading, text, _ in facts]
+    passages = [Passage(text, heading, text, language) for heading, text, _ in facts]
     questions = [Question(rng.choice(asks), text, language) for _, text, asks in facts]
     return passages, questions
 
@@ -352,12 +361,152 @@ def _maintain(url: str) -> None:
     engine.dispose()
 
 
+# --- database-native quality ---------------------------------------------------------------
+
+# Ranking by the database alone, on the evaluation set, for comparison with the product's own
+# normalisation + BM25 (``_recall``). Each variant: (label, how passages are indexed, how a
+# question becomes a query, how hits are ordered).
+PG_NATIVE = (
+    # (label, config for German, config for English, rank function)
+    ("PG german/english, ts_rank_cd", "german", "english", "ts_rank_cd"),
+    ("PG german/english, ts_rank", "german", "english", "ts_rank"),
+    ("PG simple, ts_rank_cd", "simple", "simple", "ts_rank_cd"),
+    ("PG simple, ts_rank", "simple", "simple", "ts_rank"),
+)
+FTS5_NATIVE = (
+    # (label, tokenize option, shortest query word)
+    ("FTS5 unicode61 remove_diacritics 2, bm25", "unicode61 remove_diacritics 2", 1),
+    ("FTS5 porter unicode61 remove_diacritics 2, bm25", "porter unicode61 remove_diacritics 2", 1),
+    ("FTS5 trigram, bm25", "trigram", 3),
+)
+_WORD = re.compile(r"\w+")
+QUALITY_COLUMNS = ("recall@1 de", "recall@1 en", "recall@5 de", "recall@5 en")
+
+
+def _score(questions: list[Question], found: list[list[str]]) -> dict[str, float]:
+    """recall@1 and recall@5 per language: ``found`` holds each question's top-5 passage texts."""
+    hits1 = {"de": 0, "en": 0}
+    hits5 = {"de": 0, "en": 0}
+    for question, texts in zip(questions, found, strict=True):
+        ranks = [i for i, text in enumerate(texts) if question.key in text]
+        hits1[question.language] += bool(ranks and ranks[0] == 0)
+        hits5[question.language] += bool(ranks)
+    total = {lang: sum(q.language == lang for q in questions) for lang in hits1}
+    return {
+        **{f"recall@1 {lang}": hits1[lang] / total[lang] for lang in total},
+        **{f"recall@5 {lang}": hits5[lang] / total[lang] for lang in total},
+    }
+
+
+def _native_postgres(url: str, passages: list[Passage], questions: list[Question]) -> dict:  # type: ignore[type-arg]
+    """A scratch table in the bench's fresh database: each passage's ``heading || ' ' || text``
+    as a tsvector of its language's configuration, GIN index; a question's lexemes (the same
+    configuration's ``plainto_tsquery``) OR-ed; top 5 by the rank function (ties: insert
+    order)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url.replace("+asyncpg", "+psycopg2"), isolation_level="AUTOCOMMIT")
+    results = {}
+    with engine.connect() as conn:
+        for label, cfg_de, cfg_en, rank in PG_NATIVE:
+            conn.execute(text("DROP TABLE IF EXISTS bench_native"))
+            conn.execute(
+                text("CREATE TABLE bench_native (id int PRIMARY KEY, body text, tsv tsvector)")
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO bench_native VALUES "
+                    "(:id, :body, to_tsvector(CAST(:cfg AS regconfig), :heading || ' ' || :body))"
+                ),
+                [
+                    {
+                        "id": i,
+                        "body": p.text,
+                        "heading": p.heading,
+                        "cfg": cfg_de if p.language == "de" else cfg_en,
+                    }
+                    for i, p in enumerate(passages)
+                ],
+            )
+            conn.execute(text("CREATE INDEX bench_native_tsv ON bench_native USING gin (tsv)"))
+            conn.execute(text("VACUUM ANALYZE bench_native"))
+            query = text(
+                "WITH q AS (SELECT CAST(replace(CAST(plainto_tsquery(CAST(:cfg AS regconfig), :q)"
+                " AS text), '&', '|') AS tsquery) AS q) "
+                f"SELECT body FROM bench_native, q WHERE tsv @@ q.q "
+                f"ORDER BY {rank}(tsv, q.q) DESC, id LIMIT 5"
+            )
+            found = [
+                [
+                    row[0]
+                    for row in conn.execute(
+                        query,
+                        {"cfg": cfg_de if q.language == "de" else cfg_en, "q": q.text},
+                    )
+                ]
+                for q in questions
+            ]
+            results[label] = _score(questions, found)
+        conn.execute(text("DROP TABLE bench_native"))
+    engine.dispose()
+    return results
+
+
+def _fts5_query(question: str, shortest: int) -> str:
+    quoted = [
+        '"' + w.replace('"', '""') + '"' for w in _WORD.findall(question) if len(w) >= shortest
+    ]
+    return " OR ".join(quoted)
+
+
+def _native_sqlite(path: Path, passages: list[Passage], questions: list[Question]) -> dict:  # type: ignore[type-arg]
+    """Scratch FTS5 tables in the bench's fresh SQLite file over the raw text (heading and
+    passage, no normalisation of ours); a question's words OR-ed; top 5 by ``bm25()``."""
+    import sqlite3
+
+    results = {}
+    conn = sqlite3.connect(path)
+    try:
+        for label, tokenize, shortest in FTS5_NATIVE:
+            conn.execute("DROP TABLE IF EXISTS bench_native")
+            conn.execute(
+                f'CREATE VIRTUAL TABLE bench_native USING fts5(body, tokenize="{tokenize}")'
+            )
+            conn.executemany(
+                "INSERT INTO bench_native (rowid, body) VALUES (?, ?)",
+                [(i + 1, f"{p.heading} {p.text}") for i, p in enumerate(passages)],
+            )
+            conn.commit()
+            texts = {i + 1: p.text for i, p in enumerate(passages)}
+            found = []
+            for q in questions:
+                match = _fts5_query(q.text, shortest)
+                rows = (
+                    conn.execute(
+                        "SELECT rowid FROM bench_native WHERE bench_native MATCH ? "
+                        "ORDER BY bm25(bench_native), rowid LIMIT 5",
+                        (match,),
+                    ).fetchall()
+                    if match
+                    else []
+                )
+                found.append([texts[r[0]] for r in rows])
+            results[label] = _score(questions, found)
+        conn.execute("DROP TABLE bench_native")
+        conn.commit()
+    finally:
+        conn.close()
+    return results
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 async def bench_backend(backend: str, sizes: list[int]) -> tuple[list[dict], dict]:  # type: ignore[type-arg]
+    """Latency rows for ``sizes`` (none if empty) and recall per variant: the product's
+    pipeline with and without compound splitting, then the database-native variants."""
     from demandly.knowledge import index
 
     folder = Path(tempfile.mkdtemp(prefix=f"bench-kb-{backend}-"))
@@ -368,7 +517,7 @@ async def bench_backend(backend: str, sizes: list[int]) -> tuple[list[dict], dic
         db, scope, kb_id, _ = await _setup(url)
         eval_passages, questions = evaluation()
         timing_questions = random.Random(3).sample(questions, LATENCY_QUERIES)
-        passages = corpus(max(sizes))
+        passages = corpus(max(sizes, default=0))
         done = 0
         for size in sizes:
             seconds = await _ingest(db, scope, kb_id, passages[done:size])
@@ -396,6 +545,11 @@ async def bench_backend(backend: str, sizes: list[int]) -> tuple[list[dict], dic
         index.COMPOUND_MIN = 10
         index._word_terms.cache_clear()
         await db.dispose()  # type: ignore[attr-defined]
+        if backend == "sqlite":
+            native = _native_sqlite(folder / "bench.db", eval_passages, questions)
+        else:
+            native = _native_postgres(url, eval_passages, questions)
+        quality |= native
     finally:
         common.drop_database(url)
     return rows, quality
@@ -406,6 +560,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--pg-url", default=common.PG_URL)
+    parser.add_argument(
+        "--quality-only", action="store_true", help="only retrieval quality (no 1k/10k/100k)"
+    )
     args = parser.parse_args()
     common.PG_URL = args.pg_url
     os.environ.setdefault("DEMANDLY_SECRET_KEY", common.SECRET)
@@ -414,22 +571,27 @@ def main() -> None:
     from demandly.config import get_settings
 
     configure_runtime(get_settings())
-    sizes = [int(s) for s in args.sizes.split(",")]
-    console = Console()
+    sizes = [] if args.quality_only else [int(s) for s in args.sizes.split(",")]
+    console = Console(width=140)
     speed = Table(title="Knowledge: ingest and BM25 search (retrieve, k=5)")
     for column in ("backend", "chunks", "ingest chunks/s", "p50 ms", "p95 ms"):
         speed.add_column(column, justify="right")
-    recall = Table(title="Retrieval quality (400 questions over 2,160 passages)")
-    for column in ("backend", "normalisation", "metric", "value"):
+    recall = Table(title="Retrieval quality, top 5 (400 questions over 2,160 passages)")
+    recall.add_column("backend")
+    recall.add_column("variant")
+    for column in QUALITY_COLUMNS:
         recall.add_column(column, justify="right")
     for backend in args.backends.split(","):
         rows, quality = asyncio.run(bench_backend(backend, sizes))
         for row in rows:
             speed.add_row(*(str(v) for v in row.values()))
         for variant, metrics in quality.items():
-            for metric, value in metrics.items():
-                recall.add_row(backend, variant, metric, f"{value:.3f}")
-    console.print(speed)
+            label = (
+                f"own normalisation + BM25, {variant}" if variant.endswith("compounds") else variant
+            )
+            recall.add_row(backend, label, *(f"{metrics[c]:.3f}" for c in QUALITY_COLUMNS))
+    if sizes:
+        console.print(speed)
     console.print(recall)
     console.print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
