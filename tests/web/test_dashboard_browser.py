@@ -149,7 +149,9 @@ async def test_an_agency_admin_runs_a_client_end_to_end_on_the_agency_domain(
             await shoot(inbox, "inbox-empty")
             await page.get_by_role("button", name="Testgespräch starten").click()
             chat = page.locator("section[aria-labelledby=test-chat-h]")
-            await chat.get_by_label("Ihre Nachricht").fill("Hallo, ich bin Lisa Lind.")
+            await chat.get_by_label("Ihre Nachricht").fill(
+                "Hallo, ich bin Lisa Lind, lisa.lind@example.com. Bitte rufen Sie mich zurück."
+            )
             await chat.get_by_role("button", name="Senden").click()
             await expect(chat).to_contain_text("Lisa")
             await expect(inbox.locator("table")).to_contain_text("Test", timeout=15_000)
@@ -184,8 +186,9 @@ async def test_an_agency_admin_runs_a_client_end_to_end_on_the_agency_domain(
                 "Ihr Termin ist gebucht", timeout=15_000
             )
 
-        # The lead from the booking conversation.
+        # The leads: from the test chat and from the booking conversation.
         await page.goto(f"{client_url}/leads")
+        await expect(page.locator("table")).to_contain_text("Lisa Lind")
         await expect(page.locator("table")).to_contain_text("Max Muster")
         await shoot(page, "leads")
 
