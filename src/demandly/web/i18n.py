@@ -22,8 +22,11 @@ def german() -> dict[str, str]:
 
 
 def translate(lang: str, text: str, **values: object) -> str:
-    """``text`` in ``lang``; ``{name}`` placeholders filled from ``values``."""
-    translated = german().get(text, text) if lang == "de" else text
+    """``text`` in ``lang``; ``{name}`` placeholders filled from ``values``. A context before
+    a ``|`` tells apart English words with two German meanings (``call|completed`` is a call's
+    "beendet", an appointment's ``completed`` is "stattgefunden"); it is never shown."""
+    english = text.partition("|")[2] if "|" in text else text
+    translated = german().get(text, english) if lang == "de" else english
     return translated.format(**values) if values else translated
 
 
