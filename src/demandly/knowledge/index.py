@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import combinations
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from sqlalchemy import bindparam, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -332,15 +332,14 @@ class _Ranker:
 Key = int | str  # a candidate: its knowledge_fts rowid (SQLite) or chunk id (PostgreSQL)
 
 
-class _Backend:
-    """The database-specific part of a search."""
+class _Backend(Protocol):
+    """The database-specific part of a search (``_Sqlite``, ``_Postgres``)."""
 
     async def stats(self, session: AsyncSession, terms: set[str]) -> _Stats:
         """The index's statistics, with the document frequencies of ``terms`` (if known)."""
-        raise NotImplementedError
+        ...
 
-    async def frequencies(self, session: AsyncSession, terms: set[str]) -> dict[str, int]:
-        raise NotImplementedError
+    async def frequencies(self, session: AsyncSession, terms: set[str]) -> dict[str, int]: ...
 
     async def candidates(
         self,
@@ -350,10 +349,9 @@ class _Backend:
         count: int,
     ) -> dict[Key, str]:
         """Up to ``count`` chunks matching any alternative, unranked: key -> search_text."""
-        raise NotImplementedError
+        ...
 
-    async def load(self, session: AsyncSession, keys: list[Key]) -> dict[Key, KnowledgeChunk]:
-        raise NotImplementedError
+    async def load(self, session: AsyncSession, keys: list[Key]) -> dict[Key, KnowledgeChunk]: ...
 
 
 # Two records of the FTS5 table's data: 1 holds its running totals (row count, then tokens per
@@ -417,7 +415,7 @@ def _cache_key(session: AsyncSession, *more: object) -> tuple[object, ...] | Non
     return (str(url), *more)
 
 
-class _Sqlite(_Backend):
+class _Sqlite:
     """Exact statistics: the row count and average length from FTS5's own totals, document
     frequencies from fts5vocab (over the whole index, as FTS5's bm25() takes them). They are
     remembered, 0 included, until the next write to the index changes its structure record."""
@@ -488,7 +486,7 @@ _PG_FREQUENCIES = (
 )
 
 
-class _Postgres(_Backend):
+class _Postgres:
     """PostgreSQL keeps no document frequencies a tenant may read (the planner's statistics
     are hidden under row-level security): they are counted in the searched bases, capped at
     PG_DF_CAP (a few GIN look-ups), and BM25 weighs every term alike, as ``ts_rank`` did."""
