@@ -40,9 +40,8 @@ def _login_form(
 async def login_page(view: ViewDep, next: str = "/app") -> Response:
     if view.ctx is not None:
         return view.redirect(safe_next(next))
-    if lang := view.request.query_params.get("lang"):
+    if view.request.query_params.get("lang"):  # the language links keep the choice
         view.set_cookie(LANG_COOKIE, view.lang, max_age=365 * 86400)
-        del lang
     return _login_form(view, next_url=next)
 
 

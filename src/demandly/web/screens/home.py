@@ -17,7 +17,8 @@ from demandly.kit.pagination import PageParams
 from demandly.kit.time import utcnow
 from demandly.tenancy import schemas as tenancy_schemas
 from demandly.tenancy import service as tenancy_service
-from demandly.web.deps import LANG_COOKIE, PageDep, PageRoute, ViewDep, get_page, safe_next
+from demandly.tenancy.branding import Brand
+from demandly.web.deps import LANG_COOKIE, PageDep, PageRoute, View, ViewDep, get_page, safe_next
 from demandly.web.forms import FormInvalid, fields, parse, service_errors
 from demandly.web.i18n import LANGUAGES
 from demandly.web.repository import DashboardRepository
@@ -134,12 +135,16 @@ async def set_language(
     return page.redirect(safe_next(next))
 
 
+async def _brand(view: View) -> Brand:
+    """The brand of the host's agency, or, signed in on the platform's host, the user's."""
+    if view.ctx is not None and view.host_agency is None:
+        return (await get_page(view.request, view)).brand
+    return view.brand
+
+
 @router.get("/app/brand.css")
 async def brand_css(view: ViewDep) -> Response:
-    brand = view.brand
-    if view.ctx is not None and view.host_agency is None:
-        # Signed in on the platform's host: the user's agency decides.
-        brand = (await get_page(view.request, view)).brand
+    brand = await _brand(view)
     return Response(
         brand.css_variables(),
         media_type="text/css",
@@ -149,9 +154,7 @@ async def brand_css(view: ViewDep) -> Response:
 
 @router.get("/app/favicon.ico")
 async def favicon(view: ViewDep) -> Response:
-    brand = view.brand
-    if view.ctx is not None and view.host_agency is None:
-        brand = (await get_page(view.request, view)).brand
+    brand = await _brand(view)
     cache = {"Cache-Control": "private, max-age=300"}
     if brand.favicon_url:
         return RedirectResponse(brand.favicon_url, status_code=302, headers=cache)
