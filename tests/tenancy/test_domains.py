@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import httpx
 
+from demandly.app import create_app
+from demandly.config import Settings
 from demandly.kit.context import Scope
 from demandly.kit.db import Database
 from demandly.tenancy.service import resolve_agency_by_host
@@ -65,6 +67,29 @@ async def test_invalid_domains_are_422(client: httpx.AsyncClient, world: World) 
         )
         assert response.status_code == 422, bad
         assert response.json()["error"]["details"][0]["field"] == "domain"
+
+
+async def test_the_platforms_own_host_and_its_subdomains_are_refused(
+    settings: Settings, db: Database, world: World
+) -> None:
+    app = create_app(settings.model_copy(update={"base_url": "https://App.Platform.example/"}), db)
+    url = f"{API}/agencies/{world.a.agency.id}/domains"
+    headers = world.a.headers("agency_owner")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        for reserved in ("app.platform.example", "Brand.APP.platform.example."):
+            response = await http.post(url, json={"domain": reserved}, headers=headers)
+            assert response.status_code == 422, reserved
+            error = response.json()["error"]
+            assert error["code"] == "domain_reserved"
+            assert error["details"][0]["field"] == "domain"
+        # A sibling of the platform's host is someone else's name, not the platform's.
+        sibling = await http.post(
+            url, json={"domain": f"{unique('x').lower()}.platform.example"}, headers=headers
+        )
+        assert sibling.status_code == 201, sibling.text
+        listed = await http.get(url, headers=headers)
+    assert "app.platform.example" not in [d["domain"] for d in listed.json()["items"]]
 
 
 async def test_domains_of_other_agencies_and_lower_roles(

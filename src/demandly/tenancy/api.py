@@ -111,11 +111,13 @@ async def _agency_for_domains(session: AsyncSession, ctx: AuthContext, agency_id
     "/agencies/{agency_id}/domains", status_code=201, response_model=s.Domain, tags=["domains"]
 )
 async def add_domain(
-    agency_id: IdPath, data: s.DomainCreate, ctx: CurrentAuth, session: DbSession
+    agency_id: IdPath, data: s.DomainCreate, ctx: CurrentAuth, session: DbSession, request: Request
 ) -> s.Domain:
-    """Register a custom domain; create the returned TXT record, then call verify."""
+    """Register a custom domain; create the returned TXT record, then call verify. The
+    platform's own host and its subdomains are refused (422 ``domain_reserved``)."""
     agency = await _agency_for_domains(session, ctx, agency_id)
-    return _domain(await service.add_domain(session, agency, data.domain))
+    own_host = service.platform_host(request.app.state.settings.base_url)
+    return _domain(await service.add_domain(session, agency, data.domain, own_host=own_host))
 
 
 @router.get("/agencies/{agency_id}/domains", response_model=Page[s.Domain], tags=["domains"])

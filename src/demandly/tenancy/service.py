@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -197,8 +198,29 @@ def update_agency(agency: Agency, data: s.AgencyUpdate, *, actor_ctx: AuthContex
 # --- custom domains ------------------------------------------------------------------------
 
 
-async def add_domain(session: AsyncSession, agency: Agency, domain: str) -> AgencyDomain:
-    """Register a custom domain (already normalised); unique across the platform."""
+def platform_host(base_url: str) -> str:
+    """The host name of the platform's own public URL (``DEMANDLY_BASE_URL``)."""
+    return (urlsplit(base_url).hostname or "").lower()
+
+
+def _refuse_platform_domain(domain: str, own_host: str) -> None:
+    """The platform's own host and its subdomains are the operator's, never an agency's: an
+    agency holding one could present its brand on the platform's address."""
+    if own_host and (domain == own_host or domain.endswith("." + own_host)):
+        raise ValidationFailed(
+            "domain",
+            f"{domain} is part of this platform's own address ({own_host}); "
+            "use a domain that belongs to your agency.",
+            code="domain_reserved",
+        )
+
+
+async def add_domain(
+    session: AsyncSession, agency: Agency, domain: str, *, own_host: str
+) -> AgencyDomain:
+    """Register a custom domain (already normalised); unique across the platform and never
+    the platform's own host (``own_host``) or one of its subdomains."""
+    _refuse_platform_domain(domain, own_host)
     taken = Conflict(
         f"The domain {domain} is already registered.",
         code="domain_taken",

@@ -221,7 +221,8 @@ async def add_domain(page: PageDep) -> Response:
     posted = fields(await page.request.form(), "domain")
     try:
         data = parse(s.DomainCreate, posted)
-        await tenancy_service.add_domain(page.session, agency, data.domain)
+        own_host = tenancy_service.platform_host(page.settings.base_url)
+        await tenancy_service.add_domain(page.session, agency, data.domain, own_host=own_host)
     except FormInvalid as invalid:
         return await _domain_refused(page, invalid.errors, posted.get("domain", ""))
     except DemandlyError as error:
