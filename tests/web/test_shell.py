@@ -3,8 +3,9 @@ roles in the navigation, and 404 for what belongs to someone else."""
 
 from __future__ import annotations
 
+from demandly.kit.context import Scope
 from demandly.kit.db import Database
-from demandly.tenancy.models import Role
+from demandly.tenancy.models import Agency, Role, Status
 from tests.factories import PASSWORD, make_tenant, make_user, unique
 from tests.web.support import browser, sign_in, verified_domain
 
@@ -61,6 +62,24 @@ async def test_wrong_password_reads_as_such_in_the_browser_language(app, db: Dat
         )
     assert response.status_code == 401
     assert "E-Mail-Adresse oder Passwort ist falsch." in response.text
+
+
+async def test_a_suspended_agencys_people_are_told_so_at_sign_in(app, db: Database) -> None:  # type: ignore[no-untyped-def]
+    tenant = await make_tenant(db)
+    async with db.session(Scope.for_system()) as session:
+        agency = await session.get(Agency, tenant.agency.id)
+        assert agency is not None
+        agency.status = Status.SUSPENDED
+        await session.commit()
+    async with browser(app) as client:
+        response = await client.post(
+            "/login",
+            data={"email": tenant.users["agency_owner"].email, "password": PASSWORD},
+            headers={"Accept-Language": "de-DE,de;q=0.9"},
+        )
+        assert response.status_code == 403
+        assert "Das Konto dieser Agentur ist gesperrt." in response.text
+        assert (await client.get("/app")).status_code == 303
 
 
 async def test_a_form_without_the_csrf_token_is_refused(app, db: Database) -> None:  # type: ignore[no-untyped-def]

@@ -25,7 +25,7 @@ from demandly.kit.crypto import hash_token
 from demandly.kit.errors import Forbidden, NotFound, ValidationFailed
 from demandly.kit.ids import random_token
 from demandly.kit.time import utcnow
-from demandly.tenancy.models import Role
+from demandly.tenancy.models import Role, Status
 
 API_KEY_PREFIX = "dmd_"
 DISPLAY_PREFIX_LENGTH = 12
@@ -44,9 +44,10 @@ class ResolvedKey:
     client_id: str | None
     expires_at: datetime | None
     last_used_at: datetime | None
+    agency_suspended: bool
 
     @classmethod
-    def of(cls, key: ApiKey) -> ResolvedKey:
+    def of(cls, key: ApiKey, agency_status: str) -> ResolvedKey:
         return cls(
             key.id,
             key.name,
@@ -55,6 +56,7 @@ class ResolvedKey:
             key.client_id,
             key.expires_at,
             key.last_used_at,
+            agency_status == Status.SUSPENDED,
         )
 
 
@@ -73,8 +75,13 @@ def forget_api_key(key_hash: str) -> None:
     resolved_keys.discard(key_hash)
 
 
+def forget_all_api_keys() -> None:
+    """After a change that touches many keys at once (an agency suspended or reactivated)."""
+    resolved_keys.clear()
+
+
 async def resolve_api_key(
-    key_hash: str, load: Callable[[], Awaitable[ApiKey | None]]
+    key_hash: str, load: Callable[[], Awaitable[tuple[ApiKey, str] | None]]
 ) -> ResolvedKey | None:
     """The live key with this hash: from the cache, else loaded once however many requests
     ask at the same moment (the others wait for that one look-up)."""
@@ -89,8 +96,10 @@ async def resolve_api_key(
     future: asyncio.Future[ResolvedKey | None] = asyncio.get_running_loop().create_future()
     _lookups[key_hash] = future
     try:
-        key = await load()
-        resolved = None if key is None or key.revoked_at is not None else ResolvedKey.of(key)
+        found = await load()
+        resolved = (
+            ResolvedKey.of(*found) if found is not None and found[0].revoked_at is None else None
+        )
         if resolved is not None:
             lifetime = (
                 (resolved.expires_at - utcnow()).total_seconds() if resolved.expires_at else None

@@ -22,7 +22,9 @@ from demandly.auth.models import (
     PasswordReset,
     RecoveryCode,
 )
-from demandly.tenancy.models import Agency, Client, Membership, User
+from demandly.tenancy.models import Agency, Client, Membership, Status, User
+
+AGENCY_SUSPENDED = Status.SUSPENDED.value
 
 
 class CredentialRepository:
@@ -35,9 +37,15 @@ class CredentialRepository:
         )
         return result.scalar_one_or_none()
 
-    async def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
-        result = await self.session.execute(select(ApiKey).where(ApiKey.key_hash == key_hash))
-        return result.scalar_one_or_none()
+    async def api_key_by_hash(self, key_hash: str) -> tuple[ApiKey, str] | None:
+        """The key with this hash and its agency's status."""
+        result = await self.session.execute(
+            select(ApiKey, Agency.status)
+            .join(Agency, Agency.id == ApiKey.agency_id)
+            .where(ApiKey.key_hash == key_hash)
+        )
+        row = result.one_or_none()
+        return (row[0], row[1]) if row is not None else None
 
     async def touch_api_key(self, key_id: str, when: datetime) -> None:
         await self.session.execute(
@@ -52,12 +60,24 @@ class CredentialRepository:
         return result.scalar_one_or_none()
 
     async def memberships_of(self, user_id: str) -> list[Membership]:
+        """The user's memberships that grant anything: those of suspended agencies do not."""
         result = await self.session.execute(
             select(Membership)
-            .where(Membership.user_id == user_id)
+            .join(Agency, Agency.id == Membership.agency_id)
+            .where(Membership.user_id == user_id, Agency.status != AGENCY_SUSPENDED)
             .order_by(Membership.created_at, Membership.id)
         )
         return list(result.scalars().all())
+
+    async def agency_statuses_of(self, user_id: str) -> set[str]:
+        """The statuses of the agencies the user is a member of."""
+        result = await self.session.execute(
+            select(Agency.status)
+            .join(Membership, Membership.agency_id == Agency.id)
+            .where(Membership.user_id == user_id)
+            .distinct()
+        )
+        return set(result.scalars().all())
 
     async def agency_by_id(self, agency_id: str) -> Agency | None:
         return await self.session.get(Agency, agency_id)

@@ -46,7 +46,7 @@ from demandly.integrations.email import OutgoingEmail, brand_for, branded_html, 
 from demandly.kit.context import Actor, Scope
 from demandly.kit.crypto import get_keyring, hash_token
 from demandly.kit.db import Database, set_scope
-from demandly.kit.errors import BadRequest, NotFound, Unauthorized, ValidationFailed
+from demandly.kit.errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
 from demandly.kit.ids import random_token
 from demandly.kit.time import utcnow
 from demandly.tenancy.models import Agency, Membership, Role, Status, User
@@ -55,6 +55,13 @@ from demandly.tenancy.models import Agency, Membership, Role, Status, User
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 # One answer for every wrong e-mail/password combination: no hint which part was wrong.
 LOGIN_FAILED = "The e-mail address or the password is wrong."
+
+
+def agency_suspended() -> Forbidden:
+    return Forbidden(
+        "This agency's account is suspended. Please contact the platform's operator.",
+        code="agency_suspended",
+    )
 
 
 def grants_from_memberships(memberships: list[Membership]) -> tuple[Grant, ...]:
@@ -112,6 +119,8 @@ async def authenticate_api_key(
     resolved = await resolve_api_key(digest, lambda: repo.api_key_by_hash(digest))
     if resolved is None:
         return None
+    if resolved.agency_suspended:
+        raise agency_suspended()
     if resolved.expires_at and resolved.expires_at <= now:
         forget_api_key(digest)
         return None
@@ -202,7 +211,18 @@ async def login(
     await throttle.refund(session, keys[1:])
     if new_hash is not None:
         user.password_hash = new_hash
+    await _refuse_if_every_agency_suspended(repo, user)
     return await _issue_session(session, settings, user, actor)
+
+
+async def _refuse_if_every_agency_suspended(repo: CredentialRepository, user: User) -> None:
+    """A member only of suspended agencies may not sign in (their rows would all be hidden
+    anyway); the right password still counts as no failed attempt."""
+    if user.is_platform_admin:
+        return
+    statuses = await repo.agency_statuses_of(user.id)
+    if statuses and statuses <= {Status.SUSPENDED.value}:
+        raise FailAfterCommit(agency_suspended())
 
 
 async def _check_second_factor(

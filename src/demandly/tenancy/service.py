@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from demandly.auth.context import AuthContext
-from demandly.auth.keys import revoke_keys_of_client
+from demandly.auth.keys import forget_all_api_keys, revoke_keys_of_client
 from demandly.auth.passwords import hash_password, validate_password
 from demandly.auth.permissions import Permission, can_grant
 from demandly.jobs.service import emit
@@ -186,6 +186,9 @@ def update_agency(agency: Agency, data: s.AgencyUpdate, *, actor_ctx: AuthContex
     changes = data.model_dump(exclude_unset=True, exclude={"branding"})
     if "status" in changes:
         actor_ctx.require_platform_admin()
+        if changes["status"] != agency.status:
+            # Keys resolved before the change must not outlive it in this process.
+            forget_all_api_keys()
     for field, value in changes.items():
         setattr(agency, field, value)
     if data.branding is not None:

@@ -17,6 +17,9 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 MESSAGES = {
     "invalid_credentials": "The e-mail address or the password is wrong.",
     "totp_invalid": "The code is wrong or was already used.",
+    "agency_suspended": (
+        "This agency's account is suspended. Please contact the platform's operator."
+    ),
 }
 
 
@@ -70,7 +73,7 @@ async def login_submit(
             return _login_form(view, email=email, next_url=next, password=password, needs_code=True)
         message = view.t(MESSAGES.get(error.code or "", MESSAGES["invalid_credentials"]))
         return _login_form(
-            view, email=email, next_url=next, error=message, status_code=401,
+            view, email=email, next_url=next, error=message, status_code=error.status_code,
             password=password if error.code == "totp_invalid" else "",
             needs_code=error.code == "totp_invalid",
         )  # fmt: skip
