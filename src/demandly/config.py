@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     log_json: bool = True
     # The PostgreSQL role the application uses at run time: without BYPASSRLS, without
     # UPDATE/DELETE on the audit table. Created by the migrations.
+    # A file the hourly job appends each audit chain's head to (JSON lines; keep it on another
+    # machine or write-once storage). The heads are logged as "audit.anchor" either way.
+    audit_anchor_file: Path | None = None
     pg_app_role: str = "demandly_app"
     pg_app_password: str = "demandly_app"
     worker_in_process: bool = True

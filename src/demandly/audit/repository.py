@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from demandly.audit.models import AuditEvent
+from demandly.audit.models import AuditEvent, AuditHead
 from demandly.kit.context import Scope
 from demandly.kit.db import grants_criteria
 from demandly.kit.pagination import PageParams, paginate
@@ -60,3 +60,17 @@ class AuditRepository:
         """Newest first. ``within`` narrows further than the session's scope (to the places
         where the caller holds the permission to read the trail)."""
         return await paginate(self.session, self._statement(filters, within), AuditEvent.id, params)
+
+    async def heads(self) -> list[AuditHead]:
+        """The last link of every chain (read under the system scope)."""
+        result = await self.session.execute(select(AuditHead).order_by(AuditHead.chain))
+        return list(result.scalars())
+
+    async def hashes_at(self, chain: str, seqs: list[int]) -> dict[int, str]:
+        """The stored hash of each of ``seqs`` in ``chain`` that still exists."""
+        result = await self.session.execute(
+            select(AuditEvent.seq, AuditEvent.hash).where(
+                AuditEvent.chain == chain, AuditEvent.seq.in_(seqs)
+            )
+        )
+        return {seq: digest for seq, digest in result}

@@ -9,12 +9,20 @@ with ``__audit_name__`` and list columns whose changes alone are not worth an ev
 
 ``record()`` writes events for actions that are not row changes (login, 2FA enabled, …), and
 ``verify_chains()`` recomputes every chain and reports the first broken link.
+
+A chain checks itself, but whoever can rewrite the database can also rewrite a chain's tail and
+its head consistently. ``take_anchors()`` copies each chain's head (seq and hash, no personal
+data) out of the database — into the log every hour and, if set, a file the operator keeps
+elsewhere — and ``check_anchors()`` proves later that every anchored link is still there,
+unchanged.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event, inspect, select
@@ -23,9 +31,11 @@ from sqlalchemy.orm import Session
 
 from demandly.audit.chain import GENESIS_HASH, PendingEvent, append_events, event_hash
 from demandly.audit.models import AuditEvent, AuditHead
+from demandly.audit.repository import AuditRepository
 from demandly.kit.context import Scope
 from demandly.kit.db import Database, session_actor, session_scope
 from demandly.kit.errors import NotFound, UnscopedQuery
+from demandly.kit.time import utcnow
 
 ALWAYS_IGNORED = frozenset({"updated_at"})
 VERIFY_BATCH = 1000
@@ -241,3 +251,74 @@ async def verify_chains(db: Database, chains: Iterable[str] | None = None) -> li
         else:
             wanted = list(chains)
         return [await _verify_chain(session, chain, heads.get(chain)) for chain in wanted]
+
+
+# --- anchors: chain heads kept outside the database -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A chain's head at one moment: the event at ``seq`` had ``hash``."""
+
+    chain: str
+    seq: int
+    hash: str
+    taken_at: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> Anchor:
+        """One line of an anchor file; ValueError naming what is wrong."""
+        try:
+            data = json.loads(line)
+            anchor = cls(
+                str(data["chain"]), int(data["seq"]), str(data["hash"]), str(data["taken_at"])
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not an audit anchor: {exc}") from None
+        if anchor.seq < 0 or len(anchor.hash) != len(GENESIS_HASH):
+            raise ValueError("not an audit anchor: bad seq or hash")
+        return anchor
+
+
+async def take_anchors(db: Database, now: datetime | None = None) -> list[Anchor]:
+    """Every chain's head, to be kept where the database's owner cannot change it."""
+    taken_at = (now or utcnow()).isoformat()
+    async with db.session(Scope.for_system()) as session:
+        heads = await AuditRepository(session).heads()
+    return [Anchor(h.chain, h.seq, h.last_hash, taken_at) for h in heads if h.seq > 0]
+
+
+async def check_anchors(db: Database, anchors: Iterable[Anchor]) -> list[ChainReport]:
+    """One report per anchored chain: broken when an anchored event is gone or differs."""
+    by_chain: dict[str, list[Anchor]] = {}
+    for anchor in anchors:
+        by_chain.setdefault(anchor.chain, []).append(anchor)
+    reports = []
+    async with db.session(Scope.for_system()) as session:
+        repo = AuditRepository(session)
+        for chain, kept in sorted(by_chain.items()):
+            stored = await repo.hashes_at(chain, sorted({a.seq for a in kept}))
+            reports.append(_compare(chain, sorted(kept, key=lambda a: a.seq), stored))
+    return reports
+
+
+def _compare(chain: str, anchors: list[Anchor], stored: dict[int, str]) -> ChainReport:
+    for checked, anchor in enumerate(anchors, start=1):
+        found = stored.get(anchor.seq)
+        if found is None:
+            reason = (
+                f"the event at seq {anchor.seq}, anchored at {anchor.taken_at}, is gone "
+                "(the chain was cut back or rebuilt)"
+            )
+        elif found != anchor.hash:
+            reason = (
+                f"the event at seq {anchor.seq} differs from its anchor taken at "
+                f"{anchor.taken_at} (the chain was rewritten from there on)"
+            )
+        else:
+            continue
+        return ChainReport(chain, checked, False, None, reason)
+    return ChainReport(chain, len(anchors), True)
