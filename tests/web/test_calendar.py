@@ -256,7 +256,7 @@ async def test_rules_event_types_and_feed_are_edited(
             editor.removesuffix("/availability") + "/event-types",
             data={"name": "Blitz", "duration_minutes": "1", "csrf_token": token},
         )
-        assert too_short.status_code == 422 and "greater than or equal to 5" in too_short.text
+        assert too_short.status_code == 422 and "Enter 5 or more." in too_short.text
         first_id = calendar["event_types"][0]["id"]
         renamed = await web.post(
             f"{editor[: -len('/availability')]}/event-types/{first_id}",

@@ -257,7 +257,7 @@ async def test_take_over_reply_and_release_from_the_transcript(
 
         blank = await page.post(f"{url}/reply", data={"csrf_token": token, "text": "  "})
         assert blank.status_code == 422
-        assert "Field required" in blank.text
+        assert "This field is required." in blank.text
         answered = await page.post(
             f"{url}/reply", data={"csrf_token": token, "text": "Hier ist Frau Sommer."}
         )

@@ -35,6 +35,7 @@ from demandly.tenancy import service as tenancy_service
 from demandly.tenancy.branding import Brand, brand_of, platform_brand
 from demandly.tenancy.models import Agency, Client
 from demandly.tenancy.repository import TenancyRepository
+from demandly.web.forms import localized
 from demandly.web.i18n import pick_language, translate
 from demandly.web.templating import render_template
 
@@ -87,6 +88,8 @@ class View:
         return self.request.headers.get("hx-request") == "true"
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        if "errors" in context:
+            context["errors"] = localized(context["errors"], self.t)
         response = HTMLResponse(
             render_template(template, view=self, t=self.t, brand=self.brand, **context),
             status_code=status_code,

@@ -4,6 +4,7 @@ shows exactly what the API would have said, next to the field."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -44,13 +45,85 @@ def parse(schema: type[Model], data: dict[str, Any]) -> Model:
         raise FormInvalid(errors_of(error)) from None
 
 
+class FieldMessage(str):
+    """An error message in English (the string itself) that a page shows in its own language:
+    ``template`` (a catalogue text) filled with ``values``."""
+
+    template: str
+    values: dict[str, object]
+
+    def __new__(cls, template: str, **values: object) -> FieldMessage:
+        message = super().__new__(cls, template.format(**values))
+        message.template, message.values = template, values
+        return message
+
+
+# Pydantic's own messages ("String should have at most 80 characters") in the words of the
+# dashboard, by error type, with the type's context values; German in locale/forms.de.json.
+PYDANTIC_MESSAGES: dict[str, str] = {
+    "missing": "This field is required.",
+    "string_too_short": "Enter at least {min_length} characters.",
+    "string_too_long": "Enter at most {max_length} characters.",
+    "too_short": "Add at least {min_length}.",
+    "too_long": "At most {max_length} entries.",
+    "string_pattern_mismatch": "This format is not accepted here.",
+    "int_parsing": "Enter a whole number.",
+    "int_from_float": "Enter a whole number.",
+    "float_parsing": "Enter a number.",
+    "decimal_parsing": "Enter a number.",
+    "greater_than_equal": "Enter {ge} or more.",
+    "greater_than": "Enter more than {gt}.",
+    "less_than_equal": "Enter {le} or less.",
+    "less_than": "Enter less than {lt}.",
+    "literal_error": "Choose one of the options.",
+    "enum": "Choose one of the options.",
+    "bool_parsing": "Choose yes or no.",
+    "url_parsing": "Enter a full web address such as https://example.com.",
+    "url_scheme": "Enter an address that starts with https:// or http://.",
+    "date_parsing": "Enter a date such as 2026-12-24.",
+    "date_from_datetime_parsing": "Enter a date such as 2026-12-24.",
+    "time_parsing": "Enter a time such as 09:30.",
+    "datetime_parsing": "Enter a date and a time.",
+    "datetime_from_date_parsing": "Enter a date and a time.",
+    "extra_forbidden": "This field is not expected here.",
+}
+
+
+LIMITS = frozenset({"min_length", "max_length", "ge", "gt", "le", "lt"})
+COLLECTIONS = frozenset({"List", "Set", "Tuple", "Dictionary", "Frozenset"})
+
+
+def _message(item: Any) -> str:
+    template = PYDANTIC_MESSAGES.get(item["type"])
+    if template is None:
+        return str(item["msg"]).removeprefix("Value error, ")
+    context = item.get("ctx") or {}
+    if item["type"] in ("too_short", "too_long") and context.get("field_type") not in COLLECTIONS:
+        # A length limit on text checked after a validator: characters, not entries.
+        template = PYDANTIC_MESSAGES["string_" + item["type"]]
+    if template == PYDANTIC_MESSAGES["string_too_short"] and context.get("min_length") == 1:
+        template = PYDANTIC_MESSAGES["missing"]
+    return FieldMessage(template, **{k: v for k, v in context.items() if k in LIMITS})
+
+
 def errors_of(error: ValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for item in error.errors():
         location = [str(part) for part in item["loc"] if not isinstance(part, int)]
         name = ".".join(location) or FORM_ERROR
-        message = str(item["msg"]).removeprefix("Value error, ")
-        errors.setdefault(name, message)
+        errors.setdefault(name, _message(item))
+    return errors
+
+
+def localized(errors: Any, t: Callable[..., str]) -> Any:
+    """Field messages (a map, or a map of forms' maps) in the page's language: our catalogue's
+    texts and Pydantic's by their template; anything else as it came."""
+    if isinstance(errors, FieldMessage):
+        return t(errors.template, **errors.values)
+    if isinstance(errors, str):
+        return t(errors) if "|" not in errors else errors
+    if isinstance(errors, dict):
+        return {name: localized(message, t) for name, message in errors.items()}
     return errors
 
 
