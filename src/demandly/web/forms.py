@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from demandly.kit.errors import DemandlyError
+from demandly.web.i18n import Message
 
 Model = TypeVar("Model", bound=BaseModel)
 FORM_ERROR = "_form"
@@ -43,19 +44,6 @@ def parse(schema: type[Model], data: dict[str, Any]) -> Model:
         return schema.model_validate(data)
     except ValidationError as error:
         raise FormInvalid(errors_of(error)) from None
-
-
-class FieldMessage(str):
-    """An error message in English (the string itself) that a page shows in its own language:
-    ``template`` (a catalogue text) filled with ``values``."""
-
-    template: str
-    values: dict[str, object]
-
-    def __new__(cls, template: str, **values: object) -> FieldMessage:
-        message = super().__new__(cls, template.format(**values))
-        message.template, message.values = template, values
-        return message
 
 
 # Pydantic's own messages ("String should have at most 80 characters") in the words of the
@@ -93,7 +81,8 @@ LIMITS = frozenset({"min_length", "max_length", "ge", "gt", "le", "lt"})
 COLLECTIONS = frozenset({"List", "Set", "Tuple", "Dictionary", "Frozenset"})
 
 
-def _message(item: Any) -> str:
+def message_of(item: Any) -> str:
+    """One Pydantic error as the dashboard says it (a ``Message`` where we have the words)."""
     template = PYDANTIC_MESSAGES.get(item["type"])
     if template is None:
         return str(item["msg"]).removeprefix("Value error, ")
@@ -103,7 +92,12 @@ def _message(item: Any) -> str:
         template = PYDANTIC_MESSAGES["string_" + item["type"]]
     if template == PYDANTIC_MESSAGES["string_too_short"] and context.get("min_length") == 1:
         template = PYDANTIC_MESSAGES["missing"]
-    return FieldMessage(template, **{k: v for k, v in context.items() if k in LIMITS})
+    return Message(template, **{k: _plain(v) for k, v in context.items() if k in LIMITS})
+
+
+def _plain(limit: object) -> object:
+    """``2`` rather than ``2.0`` for a float field's whole-number limit."""
+    return int(limit) if isinstance(limit, float) and limit.is_integer() else limit
 
 
 def errors_of(error: ValidationError) -> dict[str, str]:
@@ -111,15 +105,13 @@ def errors_of(error: ValidationError) -> dict[str, str]:
     for item in error.errors():
         location = [str(part) for part in item["loc"] if not isinstance(part, int)]
         name = ".".join(location) or FORM_ERROR
-        errors.setdefault(name, _message(item))
+        errors.setdefault(name, message_of(item))
     return errors
 
 
 def localized(errors: Any, t: Callable[..., str]) -> Any:
-    """Field messages (a map, or a map of forms' maps) in the page's language: our catalogue's
-    texts and Pydantic's by their template; anything else as it came."""
-    if isinstance(errors, FieldMessage):
-        return t(errors.template, **errors.values)
+    """Field messages (a map, or a map of forms' maps) in the page's language; texts the
+    catalogue does not know stay as they came."""
     if isinstance(errors, str):
         return t(errors) if "|" not in errors else errors
     if isinstance(errors, dict):

@@ -21,10 +21,25 @@ def german() -> dict[str, str]:
     return merged
 
 
+class Message(str):
+    """A catalogue text already filled in: English as a plain string (logs, the API), and
+    ``translate`` shows it in any language from its ``template`` and ``values``."""
+
+    template: str
+    values: dict[str, object]
+
+    def __new__(cls, template: str, **values: object) -> Message:
+        message = super().__new__(cls, template.format(**values))
+        message.template, message.values = template, values
+        return message
+
+
 def translate(lang: str, text: str, **values: object) -> str:
     """``text`` in ``lang``; ``{name}`` placeholders filled from ``values``. A context before
     a ``|`` tells apart English words with two German meanings (``call|completed`` is a call's
     "beendet", an appointment's ``completed`` is "stattgefunden"); it is never shown."""
+    if isinstance(text, Message):
+        return translate(lang, text.template, **text.values)
     english = text.partition("|")[2] if "|" in text else text
     translated = german().get(text, english) if lang == "de" else english
     return translated.format(**values) if values else translated

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from demandly.agents import schemas as s
+from demandly.web.forms import message_of
 
 MAX_ROWS = 60
 FIELD_TYPES: tuple[tuple[str, str], ...] = (
@@ -71,7 +72,7 @@ def indexed_errors(error: ValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "_form"
-        errors.setdefault(key, str(item["msg"]).removeprefix("Value error, "))
+        errors.setdefault(key, message_of(item))
     return errors
 
 

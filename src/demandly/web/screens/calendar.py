@@ -25,7 +25,15 @@ from demandly.kit.pagination import PageParams, paginate
 from demandly.kit.time import utcnow
 from demandly.tenancy.models import Client
 from demandly.web.deps import Page, PageDep, PageRoute
-from demandly.web.forms import FORM_ERROR, FormInvalid, errors_of, fields, parse, service_errors
+from demandly.web.forms import (
+    FORM_ERROR,
+    FormInvalid,
+    errors_of,
+    fields,
+    message_of,
+    parse,
+    service_errors,
+)
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -377,10 +385,9 @@ def _hours_errors(page: Page, error: ValidationError, rows: list[dict[str, Any]]
     for item in error.errors():
         loc = item["loc"]
         if len(loc) >= 2 and loc[0] == "weekly_hours" and isinstance(loc[1], int):
-            message = str(item["msg"]).removeprefix("Value error, ")
-            errors.setdefault(f"row.{loc[1]}", page.t(message))
+            errors.setdefault(f"row.{loc[1]}", page.t(message_of(item)))
         elif len(loc) == 1 and loc[0] == "weekly_hours":
-            errors.setdefault(FORM_ERROR, page.t(str(item["msg"])))
+            errors.setdefault(FORM_ERROR, page.t(message_of(item)))
     for weekday in range(7):
         try:
             s.CalendarUpdate.model_validate(
@@ -409,7 +416,7 @@ def _override_errors(page: Page, error: ValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for item in error.errors():
         loc = [part for part in item["loc"] if part != "date_overrides"]
-        message = str(item["msg"]).removeprefix("Value error, ")
+        message = message_of(item)
         if loc and loc[-1] == "date":
             errors.setdefault("date", page.t(message))
         elif "ranges" in loc and len(loc) >= 3 and isinstance(loc[2], int):

@@ -19,7 +19,7 @@ from demandly.knowledge.models import KnowledgeBase, KnowledgeSource, SourceStat
 from demandly.knowledge.repository import KnowledgeRepository
 from demandly.tenancy.models import Client
 from demandly.web.deps import Page, PageDep, PageRoute
-from demandly.web.forms import FORM_ERROR, FormInvalid, fields, parse, service_errors
+from demandly.web.forms import FORM_ERROR, FormInvalid, fields, message_of, parse, service_errors
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -263,7 +263,7 @@ def _source_errors(error: ValidationError, kind: str) -> dict[str, str]:
             parts = parts[1:]  # the discriminated union names the kind first
         name = ".".join(parts) or FORM_ERROR
         name = FIELD_OF.get(name, name.split(".")[0])
-        errors.setdefault(name, str(item["msg"]).removeprefix("Value error, "))
+        errors.setdefault(name, message_of(item))
     return errors
 
 
