@@ -88,6 +88,8 @@ async def test_the_main_pages_pass_axe(
             f"/app/clients/{practice}/knowledge",
             f"/app/clients/{practice}/settings",
             f"/app/clients/{krause}/phone/calls",
+            f"/app/clients/{krause}/phone/calls/new",
+            f"/app/clients/{krause}/phone/campaigns/new",
             "/app/team",
             "/app/settings",
             "/app/audit",

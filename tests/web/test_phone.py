@@ -4,84 +4,21 @@ with its transcript and recording, campaigns; the API's permissions, in both lan
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
-import pytest
-from aiohttp import web
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from demandly.app import create_app
 from demandly.channels.phone.models import Call, Campaign, CampaignTarget
-from demandly.config import Settings
 from demandly.kit.context import Scope
 from demandly.kit.db import Database
 from demandly.leads.models import Contact
 from demandly.tenancy.models import User
-from tests.channels.phone.conftest import PUBLIC, Caller, PhoneAgent, make_phone_agent
-from tests.channels.phone.twilio_rest import Account, TwilioRest, sid
-from tests.conftest import make_settings
+from tests.channels.phone.conftest import Caller, PhoneAgent
+from tests.channels.phone.twilio_rest import sid
 from tests.factories import make_tenant
+from tests.web.phone_support import AUDIO, TwilioWithRecordings, phone_agent, phone_base
 from tests.web.support import browser, sign_in
-
-AUDIO = b"ID3\x03\x00" + bytes(range(256)) * 8
-
-
-class TwilioWithRecordings(TwilioRest):
-    """The local Twilio server, also serving a recording's audio (``Recordings/RE….mp3``),
-    and able to fail like Twilio on a bad day (``down``)."""
-
-    down = False
-
-    def _route(
-        self, method: str, rest: str, account: Account, form: dict[str, str], query: dict[str, str]
-    ) -> web.Response:
-        if self.down:
-            return web.json_response(
-                {"code": 20500, "message": "Service Unavailable", "status": 503}, status=503
-            )
-        if method == "GET" and re.match(r"^/Recordings/RE[0-9a-f]{32}\.mp3$", rest):
-            return web.Response(body=AUDIO, content_type="audio/mpeg")
-        return super()._route(method, rest, account, form, query)
-
-
-@pytest.fixture(scope="session")
-async def web_twilio() -> AsyncIterator[TwilioWithRecordings]:
-    async with TwilioWithRecordings() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def web_phone_app(
-    database_url: str,
-    web_twilio: TwilioWithRecordings,
-    db: Database,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> FastAPI:
-    settings: Settings = make_settings(
-        database_url,
-        Path(tmp_path_factory.mktemp("web-phone")),
-        base_url=PUBLIC,
-        twilio_api_base_url=web_twilio.url,
-    )
-    return create_app(settings, database=db)
-
-
-@pytest.fixture
-async def api(web_phone_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=web_phone_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        yield http
-
-
-async def _phone_agent(api: httpx.AsyncClient, db: Database, twilio: TwilioRest) -> PhoneAgent:
-    return await make_phone_agent(api, db, twilio, name="Telefon-Lena")
-
-
-def _base(agent: PhoneAgent, index: int = 0) -> str:
-    return f"/app/clients/{agent.tenant.clients[index].id}/phone"
 
 
 async def _finished_call(api: httpx.AsyncClient, db: Database, agent: PhoneAgent) -> Call:
@@ -104,8 +41,8 @@ async def _finished_call(api: httpx.AsyncClient, db: Database, agent: PhoneAgent
 async def test_an_owner_connects_twilio_imports_buys_assigns_and_releases_numbers(
     api: httpx.AsyncClient, web_phone_app: FastAPI, db: Database, web_twilio: TwilioWithRecordings
 ) -> None:
-    agent = await _phone_agent(api, db, web_twilio)
-    base = _base(agent)
+    agent = await phone_agent(api, db, web_twilio)
+    base = phone_base(agent)
     account = web_twilio.account()
     account.add_number("+4940111222")
     account.available.append("+4940999888")
@@ -229,9 +166,9 @@ async def test_refused_credentials_and_bad_input_show_next_to_the_form(
 async def test_calls_list_filters_and_the_detail_plays_the_recording(
     api: httpx.AsyncClient, web_phone_app: FastAPI, db: Database, web_twilio: TwilioWithRecordings
 ) -> None:
-    agent = await _phone_agent(api, db, web_twilio)
+    agent = await phone_agent(api, db, web_twilio)
     call = await _finished_call(api, db, agent)
-    base = _base(agent)
+    base = phone_base(agent)
     async with browser(web_phone_app) as client:
         await sign_in(client, agent.tenant.users["client_viewer"])
         listed = await client.get(f"{base}/calls")
@@ -259,14 +196,14 @@ async def test_calls_list_filters_and_the_detail_plays_the_recording(
 async def test_no_consent_means_no_player_and_no_audio(
     api: httpx.AsyncClient, web_phone_app: FastAPI, db: Database, web_twilio: TwilioWithRecordings
 ) -> None:
-    agent = await _phone_agent(api, db, web_twilio)
+    agent = await phone_agent(api, db, web_twilio)
     call = await _finished_call(api, db, agent)
     async with db.session(Scope.for_system()) as session:
         row = await session.get(Call, call.id)
         assert row is not None
         row.recording_consent = False
         await session.commit()
-    base = _base(agent)
+    base = phone_base(agent)
     async with browser(web_phone_app) as client:
         await sign_in(client, agent.tenant.users["agency_owner"])
         detail = await client.get(f"{base}/calls/{call.id}")
@@ -278,10 +215,10 @@ async def test_no_consent_means_no_player_and_no_audio(
 async def test_roles_and_other_agencies_ids(
     api: httpx.AsyncClient, web_phone_app: FastAPI, db: Database, web_twilio: TwilioWithRecordings
 ) -> None:
-    agent = await _phone_agent(api, db, web_twilio)
+    agent = await phone_agent(api, db, web_twilio)
     call = await _finished_call(api, db, agent)
     other = await make_tenant(db)
-    base = _base(agent)
+    base = phone_base(agent)
     async with browser(web_phone_app) as client:
         token = await sign_in(client, agent.tenant.users["client_viewer"])
         page = await client.get(base)
@@ -297,7 +234,7 @@ async def test_roles_and_other_agencies_ids(
         )
         assert release.status_code == 403
         # The other client of the agency is out of a client user's reach.
-        assert (await client.get(_base(agent, 1))).status_code == 404
+        assert (await client.get(phone_base(agent, 1))).status_code == 404
     async with browser(web_phone_app) as client:
         token = await sign_in(client, other.users["agency_owner"])
         foreign = f"/app/clients/{agent.tenant.clients[0].id}/phone"
@@ -317,13 +254,13 @@ async def test_roles_and_other_agencies_ids(
     async with browser(web_phone_app) as client:
         await sign_in(client, agent.tenant.users["agency_owner"])
         # A call of client 1 is not found under client 2's address.
-        assert (await client.get(f"{_base(agent, 1)}/calls/{call.id}")).status_code == 404
+        assert (await client.get(f"{phone_base(agent, 1)}/calls/{call.id}")).status_code == 404
 
 
 async def test_campaigns_show_their_progress(
     api: httpx.AsyncClient, web_phone_app: FastAPI, db: Database, web_twilio: TwilioWithRecordings
 ) -> None:
-    agent = await _phone_agent(api, db, web_twilio)
+    agent = await phone_agent(api, db, web_twilio)
     client_id = agent.tenant.clients[0].id
     async with db.session(Scope.for_system()) as session:
         campaign = Campaign(
@@ -356,7 +293,7 @@ async def test_campaigns_show_their_progress(
         await session.commit()
     async with browser(web_phone_app) as client:
         await sign_in(client, agent.tenant.users["client_member"])
-        page = await client.get(f"{_base(agent)}/campaigns")
+        page = await client.get(f"{phone_base(agent)}/campaigns")
     assert page.status_code == 200
     assert "Recall Herbst" in page.text and "2 of 3" in page.text
 
@@ -364,30 +301,30 @@ async def test_campaigns_show_their_progress(
 async def test_the_phone_page_speaks_german(
     api: httpx.AsyncClient, web_phone_app: FastAPI, db: Database, web_twilio: TwilioWithRecordings
 ) -> None:
-    agent = await _phone_agent(api, db, web_twilio)
+    agent = await phone_agent(api, db, web_twilio)
     call = await _finished_call(api, db, agent)
     user: User = agent.tenant.users["agency_owner"]
     async with browser(web_phone_app) as client:
         token = await sign_in(client, user)
         await client.post("/app/language", data={"csrf_token": token, "lang": "de"})
-        page = await client.get(_base(agent))
+        page = await client.get(phone_base(agent))
         assert "Telefonnummern" in page.text and "Nummern aus Twilio importieren" in page.text
-        calls = await client.get(f"{_base(agent)}/calls")
+        calls = await client.get(f"{phone_base(agent)}/calls")
         assert "eingehend" in calls.text and "Anrufe" in calls.text
-        detail = await client.get(f"{_base(agent)}/calls/{call.id}")
+        detail = await client.get(f"{phone_base(agent)}/calls/{call.id}")
         assert "Aufnahme" in detail.text and "Gesprächsverlauf" in detail.text
 
 
 async def test_twilio_being_down_is_a_message_not_an_error_page(
     api: httpx.AsyncClient, web_phone_app: FastAPI, db: Database, web_twilio: TwilioWithRecordings
 ) -> None:
-    agent = await _phone_agent(api, db, web_twilio)
+    agent = await phone_agent(api, db, web_twilio)
     async with browser(web_phone_app) as client:
         token = await sign_in(client, agent.tenant.users["agency_owner"])
         web_twilio.down = True
         try:
             imported = await client.post(
-                f"{_base(agent)}/numbers/import",
+                f"{phone_base(agent)}/numbers/import",
                 data={"csrf_token": token, "connection_id": agent.connection_id},
             )
         finally:

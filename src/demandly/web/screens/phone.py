@@ -6,7 +6,9 @@ Every action calls the same service function, with the same permission, as
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Collection
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -26,10 +28,14 @@ from demandly.channels.phone.repository import PhoneRepository
 from demandly.channels.phone.twilio_client import TwilioUnavailable
 from demandly.kit.errors import DemandlyError, NotFound
 from demandly.kit.pagination import PageParams, paginate
+from demandly.leads.models import Contact
+from demandly.leads.repository import LeadRepository
+from demandly.leads.service import client_region, normalise_phone
 from demandly.tenancy.models import Client
 from demandly.tenancy.schemas import ID_PATTERN
 from demandly.web.deps import Page, PageDep, PageRoute
 from demandly.web.forms import FORM_ERROR, FormInvalid, fields, parse, service_errors
+from demandly.web.screens.calendar import WEEKDAYS
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -362,6 +368,7 @@ async def calls(
         direction=direction,
         status=status,
         statuses=CALL_STATUSES,
+        can_write=page.can(Permission.CONTENT_WRITE, client.id),
         next_url=f"{base}/calls?{filters}&cursor={next_cursor}" if next_cursor else None,
     )
 
@@ -381,6 +388,131 @@ def has_recording(call: Call) -> bool:
         and bool(call.recording_sid)
         and call.recording_status not in ("absent", "failed")
     )
+
+
+# --- placing a call ------------------------------------------------------------------------
+
+
+async def _render_new_call(
+    page: Page,
+    client: Client,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    agents = await _agents_of(page, client)
+    contacts = await _phone_contacts(page, client, CONTACTS_SHOWN)
+    return page.render(
+        "phone/call_new.html",
+        status_code=status,
+        title=page.t("Place a call"),
+        section="phone",
+        tab="calls",
+        client=client,
+        base=BASE.format(client_id=client.id),
+        region=client_region(client),
+        agents=agents,
+        contacts=[c for c in _contact_rows(contacts) if not c["blocked"]],
+        v=values or {},
+        errors=_translated(page, errors or {}),
+    )
+
+
+@router.get(BASE + "/calls/new")
+async def new_call(page: PageDep, client_id: IdPath) -> Response:
+    client = await page.client(client_id, Permission.CONTENT_WRITE)
+    return await _render_new_call(page, client)
+
+
+@router.post(BASE + "/calls/new")
+async def place_call(page: PageDep, client_id: IdPath) -> Response:
+    """Like ``POST /api/v1/calls``: the call row is committed before Twilio is asked, so a
+    refusal leaves it in the log as the service left it."""
+    client = await page.client(client_id, Permission.CONTENT_WRITE)
+    values = fields(await _form(page), "agent_id", "contact_id", "to", "purpose")
+    try:
+        data, agent = await _outbound_call(page, client, values)
+        async with page.session.begin_nested():
+            call = await service.create_outbound(
+                page.session, agent, data.to, contact_id=data.contact_id, context=data.context
+            )
+    except FormInvalid as invalid:
+        return await _render_new_call(page, client, values, invalid.errors, 422)
+    except DemandlyError as error:
+        errors, status = _refusal(error)
+        return await _render_new_call(page, client, values, _on_form(errors), status)
+    await page.session.commit()  # the call exists before Twilio can call back about it
+    notice = "Calling."
+    try:
+        await service.dial(page.session, page.settings, call)
+    except TwilioUnavailable:
+        notice = "Twilio could not place the call."
+    return page.redirect(f"{BASE.format(client_id=client.id)}/calls/{call.id}", notice=notice)
+
+
+async def _outbound_call(
+    page: Page, client: Client, values: dict[str, Any]
+) -> tuple[s.OutboundCall, Agent]:
+    """The form as the API's ``OutboundCall``: a contact's number, or one typed in E.164 or
+    in the client's national form; the purpose goes to the agent as context."""
+    errors: dict[str, str] = {}
+    contact_id = values.get("contact_id")
+    to = values.get("to")
+    if contact_id is not None:
+        contact = await _contact_of(page, client, contact_id)
+        if contact is None:
+            errors["contact_id"] = "Choose one of the options."
+        elif not service.may_call(contact):
+            errors["contact_id"] = "This contact may not be called."
+        elif to is None:
+            to = contact.phone
+    if to is None:
+        errors.setdefault("to", "Choose a contact or type a number.")
+    elif "to" in values:
+        try:
+            to = normalise_phone(to, client_region(client))
+        except ValueError as error:
+            errors["to"] = str(error)
+    purpose = values.get("purpose")
+    body = {
+        "agent_id": values.get("agent_id"),
+        "to": to,
+        "contact_id": contact_id,
+        "context": {"purpose": purpose} if purpose else {},
+    }
+    try:
+        data = parse(s.OutboundCall, body)
+    except FormInvalid as invalid:
+        raise FormInvalid({**_field_errors(invalid.errors), **errors}) from None
+    return data, await _chosen_agent(page, client, data.agent_id, errors)
+
+
+async def _chosen_agent(page: Page, client: Client, agent_id: str, errors: dict[str, str]) -> Agent:
+    """The agent picked in a form, with the API's write permission; a foreign id is a
+    message next to the field (whose it is stays unknown). ``errors`` found in the other
+    fields are raised with it."""
+    try:
+        agent = await _agent_of(page, client, agent_id)
+    except NotFound:
+        errors = {**errors, "agent_id": "Choose one of the options."}
+    if errors:
+        raise FormInvalid(errors)
+    return agent
+
+
+async def _contact_of(page: Page, client: Client, contact_id: str) -> Contact | None:
+    """A contact of this client with a phone number, else None."""
+    found = await LeadRepository(page.session).contacts_by_id({contact_id})
+    contact = found.get(contact_id)
+    if contact is None or contact.client_id != client.id or not contact.phone:
+        return None
+    return contact
+
+
+def _on_form(errors: dict[str, str]) -> dict[str, str]:
+    """A refusal about a field the form does not have (the agent's number) goes on the form."""
+    shown = {"agent_id", "contact_id", "to", "purpose"}
+    return {k if k in shown else FORM_ERROR: v for k, v in errors.items()}
 
 
 @router.get(BASE + "/calls/{call_id}")
@@ -488,5 +620,364 @@ async def campaigns(page: PageDep, client_id: IdPath, cursor: Cursor = None) -> 
         campaigns=rows,
         counts=counts,
         agent_names={a.id: a.name for a in agents},
+        can_write=page.can(Permission.CONTENT_WRITE, client.id),
         next_url=f"{base}/campaigns?cursor={next_cursor}" if next_cursor else None,
     )
+
+
+# --- outbound: whom the dialer may call ------------------------------------------------------
+
+CONTACTS_SHOWN = 500
+MAX_TARGETS = 5000  # the API's limit per request (``contact_ids``, ``add_contact_ids``)
+CAMPAIGN_FIELDS = (
+    "name",
+    "agent_id",
+    "window_start",
+    "window_end",
+    "max_concurrent",
+    "max_attempts",
+    "retry_minutes",
+    "purpose",
+)
+CAMPAIGN_DEFAULTS: dict[str, Any] = {
+    "window_start": "09:00",
+    "window_end": "18:00",
+    "weekdays": ["0", "1", "2", "3", "4"],
+    "max_concurrent": "1",
+    "max_attempts": "3",
+    "retry_minutes": "60",
+    "whom": "chosen",
+    "contact_ids": [],
+}
+TARGET_STATUSES = ("pending", "calling", "done", "skipped", "failed")
+ID_RE = re.compile(ID_PATTERN)
+
+
+def _why_not_callable(contact: Contact) -> str | None:
+    """Why the dialer would skip this contact (``service.may_call``), for the page."""
+    if service.may_call(contact):
+        return None
+    if contact.processing_restricted:
+        return "Processing restricted (Art. 18 GDPR)"
+    return "Does not want to be called"
+
+
+async def _phone_contacts(page: Page, client: Client, limit: int | None = None) -> list[Contact]:
+    """The client's contacts that have a phone number, by name."""
+    statement = (
+        LeadRepository(page.session)
+        .contacts(client.id, None)
+        .where(Contact.phone.is_not(None))
+        .order_by(Contact.name, Contact.id)
+    )
+    if limit is not None:
+        statement = statement.limit(limit)
+    return list((await page.session.execute(statement)).scalars())
+
+
+def _contact_rows(contacts: list[Contact], left_out: Collection[str] = ()) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": c.id,
+            "name": c.name or "-",
+            "phone": service.mask(c.phone),
+            "company": c.company or "",
+            "blocked": _why_not_callable(c),
+        }
+        for c in contacts
+        if c.id not in left_out
+    ]
+
+
+def _posted_ids(form: Any, name: str) -> list[str]:
+    ids = [v.strip() for v in form.getlist(name) if isinstance(v, str) and v.strip()]
+    return list(dict.fromkeys(ids))
+
+
+async def _chosen_contacts(
+    page: Page, client: Client, posted: list[str], everyone: bool, known: Collection[str] = ()
+) -> list[str]:
+    """The contacts to target: every callable one with a phone number (``everyone``), else the
+    ticked ones, which must be such contacts too. ``known`` ones (targeted already) are left
+    out. The dialer skips restricted and do-not-call contacts; they are not targeted at all."""
+    if everyone:
+        contacts = await _phone_contacts(page, client)
+        return [c.id for c in contacts if service.may_call(c) and c.id not in known]
+    ids = [i for i in posted if i not in known]
+    if len(ids) > MAX_TARGETS:
+        raise FormInvalid({"contact_ids": "At most 5000 contacts at once."})
+    if any(len(i) > 40 or not ID_RE.match(i) for i in ids):
+        raise FormInvalid({"contact_ids": "Choose contacts from the list."})
+    found = await LeadRepository(page.session).contacts_by_id(set(ids))
+    for contact_id in ids:
+        contact = found.get(contact_id)
+        if contact is None or contact.client_id != client.id or not contact.phone:
+            raise FormInvalid({"contact_ids": "Choose contacts from the list."})
+        if not service.may_call(contact):
+            raise FormInvalid({"contact_ids": "A chosen contact may not be called."})
+    return ids
+
+
+def _field_errors(errors: dict[str, str]) -> dict[str, str]:
+    """The schema's messages under the form's field names: the window check names the end,
+    the context is the purpose text, a list's items are the list."""
+    shown: dict[str, str] = {}
+    for key, message in errors.items():
+        if key == FORM_ERROR and message.startswith("window_end"):
+            key, message = "window_end", "The end must be later than the start."
+        elif key.startswith("context"):
+            key = "purpose"
+        elif key.startswith(("contact_ids", "add_contact_ids")):
+            key = "contact_ids"
+        shown.setdefault(key, message)
+    return shown
+
+
+def _translated(page: Page, errors: dict[str, str]) -> dict[str, str]:
+    return {k: page.t(v) for k, v in errors.items()}
+
+
+# --- campaigns: new ----------------------------------------------------------------------------
+
+
+async def _render_new_campaign(
+    page: Page,
+    client: Client,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    agents = await _agents_of(page, client)
+    contacts = await _phone_contacts(page, client, CONTACTS_SHOWN + 1)
+    return page.render(
+        "phone/campaign_new.html",
+        status_code=status,
+        title=page.t("New campaign"),
+        section="phone",
+        tab="campaigns",
+        client=client,
+        base=BASE.format(client_id=client.id),
+        agents=agents,
+        contacts=_contact_rows(contacts[:CONTACTS_SHOWN]),
+        more_contacts=len(contacts) > CONTACTS_SHOWN,
+        weekdays=list(enumerate(WEEKDAYS)),
+        v={**CAMPAIGN_DEFAULTS, **(values or {})},
+        errors=_translated(page, errors or {}),
+    )
+
+
+@router.get(BASE + "/campaigns/new")
+async def new_campaign(page: PageDep, client_id: IdPath) -> Response:
+    client = await page.client(client_id, Permission.CONTENT_WRITE)
+    return await _render_new_campaign(page, client)
+
+
+@router.post(BASE + "/campaigns/new")
+async def create_campaign(page: PageDep, client_id: IdPath) -> Response:
+    """Like ``POST /api/v1/campaigns``: a draft, started from its page."""
+    client = await page.client(client_id, Permission.CONTENT_WRITE)
+    form = await _form(page)
+    values = fields(form, *CAMPAIGN_FIELDS)
+    values["weekdays"] = _posted_ids(form, "weekdays")
+    values["contact_ids"] = _posted_ids(form, "contact_ids")
+    values["whom"] = "all" if form.get("whom") == "all" else "chosen"
+    try:
+        data, agent = await _campaign_create(page, client, values)
+        async with page.session.begin_nested():
+            campaign = await service.create_campaign(page.session, agent, data)
+    except FormInvalid as invalid:
+        return await _render_new_campaign(page, client, values, invalid.errors, 422)
+    except DemandlyError as error:
+        errors, status = _refusal(error)
+        return await _render_new_campaign(page, client, values, _field_errors(errors), status)
+    url = f"{BASE.format(client_id=client.id)}/campaigns/{campaign.id}"
+    return page.redirect(url, notice="Campaign saved as a draft.")
+
+
+async def _campaign_create(
+    page: Page, client: Client, values: dict[str, Any]
+) -> tuple[s.CampaignCreate, Agent]:
+    """The form as the API's ``CampaignCreate``, with every message at its field."""
+    errors: dict[str, str] = {}
+    contact_ids: list[str] = []
+    try:
+        everyone = values["whom"] == "all"
+        contact_ids = await _chosen_contacts(page, client, values["contact_ids"], everyone)
+    except FormInvalid as invalid:
+        errors.update(invalid.errors)
+    body = {k: v for k, v in values.items() if k in CAMPAIGN_FIELDS and k != "purpose"}
+    purpose = values.get("purpose")
+    body |= {
+        "weekdays": values["weekdays"],
+        "contact_ids": contact_ids,
+        "context": {"purpose": purpose} if purpose else {},
+    }
+    try:
+        data = parse(s.CampaignCreate, body)
+    except FormInvalid as invalid:
+        raise FormInvalid({**_field_errors(invalid.errors), **errors}) from None
+    return data, await _chosen_agent(page, client, data.agent_id, errors)
+
+
+# --- campaigns: one campaign -----------------------------------------------------------------
+
+
+async def _campaign_of(
+    page: Page, client_id: str, campaign_id: str, permission: Permission = Permission.CONTENT_READ
+) -> tuple[Client, Campaign]:
+    """A campaign of this client (404 when out of reach), with the API's permission."""
+    client = await page.client(client_id, permission)
+    campaign = await service.get_campaign(page.session, campaign_id)
+    if campaign.client_id != client.id:
+        raise NotFound("Campaign not found.")
+    return client, campaign
+
+
+@router.get(BASE + "/campaigns/{campaign_id}")
+async def campaign_page(page: PageDep, client_id: IdPath, campaign_id: IdPath) -> Response:
+    client, campaign = await _campaign_of(page, client_id, campaign_id)
+    return await _render_campaign(page, client, campaign)
+
+
+async def _render_campaign(
+    page: Page,
+    client: Client,
+    campaign: Campaign,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    values: dict[str, Any] | None = None,
+) -> Response:
+    detail = await service.campaign_detail(page.session, campaign)
+    targeted = {t.contact_id for t in detail.targets}
+    contacts = await LeadRepository(page.session).contacts_by_id(targeted)
+    agent = await AgentRepository(page.session).agent(campaign.agent_id)
+    counts = Counter(t.status for t in detail.targets)
+    can_write = page.can(Permission.CONTENT_WRITE, client.id)
+    candidates: list[dict[str, Any]] = []
+    more_contacts = False
+    if can_write and campaign.status != "completed":
+        found = await _phone_contacts(page, client, CONTACTS_SHOWN + len(targeted) + 1)
+        rows = _contact_rows(found, targeted)
+        candidates, more_contacts = rows[:CONTACTS_SHOWN], len(rows) > CONTACTS_SHOWN
+    return page.render(
+        "phone/campaign.html",
+        status_code=status,
+        title=campaign.name,
+        section="phone",
+        tab="campaigns",
+        client=client,
+        base=BASE.format(client_id=client.id),
+        campaign=detail,
+        agent=agent,
+        weekday_names=[page.t(WEEKDAYS[d]) for d in detail.weekdays],
+        targets=[
+            {
+                "target": t,
+                "name": (contacts[t.contact_id].name or "-") if t.contact_id in contacts else "-",
+                "phone": service.mask(contacts[t.contact_id].phone)
+                if t.contact_id in contacts
+                else "-",
+            }
+            for t in detail.targets
+        ],
+        counts=[(status, counts.get(status, 0)) for status in TARGET_STATUSES],
+        done=counts.get("done", 0),
+        total=len(detail.targets),
+        can_write=can_write,
+        candidates=candidates,
+        more_contacts=more_contacts,
+        v=values or {},
+        errors=_translated(page, errors or {}),
+    )
+
+
+async def _update(
+    page: Page, client: Client, campaign: Campaign, update: s.CampaignUpdate
+) -> Response | None:
+    """``update_campaign`` in a savepoint; its refusal ("Publish the agent first.") is the
+    campaign page with the message, and None means saved."""
+    campaign_id = campaign.id  # read before a rolled-back savepoint expires the row
+    try:
+        async with page.session.begin_nested():
+            await service.update_campaign(page.session, campaign, update)
+    except DemandlyError as error:
+        errors, _ = _refusal(error)
+        fresh = await service.get_campaign(page.session, campaign_id)
+        return await _render_campaign(page, client, fresh, _field_errors(errors), error.status_code)
+    return None
+
+
+@router.post(BASE + "/campaigns/{campaign_id}/status")
+async def campaign_status(page: PageDep, client_id: IdPath, campaign_id: IdPath) -> Response:
+    """Start or pause (``PATCH /api/v1/campaigns/{id}`` with a status)."""
+    client, campaign = await _campaign_of(page, client_id, campaign_id, Permission.CONTENT_WRITE)
+    values = fields(await _form(page), "status")
+    try:
+        update = parse(s.CampaignUpdate, values)
+    except FormInvalid as invalid:
+        return await _render_campaign(page, client, campaign, invalid.errors, 422)
+    refused = await _update(page, client, campaign, update)
+    if refused is not None:
+        return refused
+    notice = "Campaign started." if update.status == "running" else "Campaign paused."
+    return page.redirect(_campaign_url(client, campaign), notice=notice)
+
+
+@router.post(BASE + "/campaigns/{campaign_id}/rename")
+async def rename_campaign(page: PageDep, client_id: IdPath, campaign_id: IdPath) -> Response:
+    client, campaign = await _campaign_of(page, client_id, campaign_id, Permission.CONTENT_WRITE)
+    values = fields(await _form(page), "name", blank_as_none=False)
+    try:
+        update = parse(s.CampaignUpdate, {"name": values.get("name", "")})
+    except FormInvalid as invalid:
+        return await _render_campaign(page, client, campaign, invalid.errors, 422, values)
+    refused = await _update(page, client, campaign, update)
+    return refused or page.redirect(_campaign_url(client, campaign), notice="Saved.")
+
+
+@router.post(BASE + "/campaigns/{campaign_id}/contacts")
+async def add_campaign_contacts(page: PageDep, client_id: IdPath, campaign_id: IdPath) -> Response:
+    """Add contacts not targeted yet (``add_contact_ids``)."""
+    client, campaign = await _campaign_of(page, client_id, campaign_id, Permission.CONTENT_WRITE)
+    form = await _form(page)
+    known = {t.contact_id for t in await PhoneRepository(page.session).targets(campaign.id)}
+    try:
+        everyone = form.get("whom") == "all"
+        ids = await _chosen_contacts(
+            page, client, _posted_ids(form, "contact_ids"), everyone, known
+        )
+        if not ids:
+            raise FormInvalid({"contact_ids": "Choose at least one contact."})
+        update = parse(s.CampaignUpdate, {"add_contact_ids": ids})
+    except FormInvalid as invalid:
+        return await _render_campaign(page, client, campaign, _field_errors(invalid.errors), 422)
+    refused = await _update(page, client, campaign, update)
+    return refused or page.redirect(_campaign_url(client, campaign), notice="Contacts added.")
+
+
+@router.get(BASE + "/campaigns/{campaign_id}/delete")
+async def confirm_delete_campaign(
+    page: PageDep, client_id: IdPath, campaign_id: IdPath
+) -> Response:
+    client, campaign = await _campaign_of(page, client_id, campaign_id, Permission.CONTENT_WRITE)
+    return page.render(
+        "phone/campaign_delete.html",
+        title=page.t("Delete campaign"),
+        section="phone",
+        client=client,
+        base=BASE.format(client_id=client.id),
+        campaign=campaign,
+    )
+
+
+@router.post(BASE + "/campaigns/{campaign_id}/delete")
+async def delete_campaign(page: PageDep, client_id: IdPath, campaign_id: IdPath) -> Response:
+    """The campaign and its targets go; its calls stay in the log."""
+    client, campaign = await _campaign_of(page, client_id, campaign_id, Permission.CONTENT_WRITE)
+    await service.delete_campaign(page.session, campaign)
+    url = f"{BASE.format(client_id=client.id)}/campaigns"
+    return page.redirect(url, notice="Campaign deleted.")
+
+
+def _campaign_url(client: Client, campaign: Campaign) -> str:
+    return f"{BASE.format(client_id=client.id)}/campaigns/{campaign.id}"
