@@ -170,3 +170,31 @@ async def test_a_new_auth_token_takes_effect_at_once_for_gather_turns(
     assert stale.status_code == 403
     fresh = await twilio_post(api, new, url, params)
     assert fresh.status_code == 200 and "<Gather" in fresh.text
+
+
+async def test_the_first_turn_is_checked_like_every_other_one(
+    api: httpx.AsyncClient, db: Database, twilio: TwilioRest
+) -> None:
+    """The answer leaves the call and its Auth Token in the process's cache for the first
+    turn: a forged signature is still refused, and so is a token rotated since the answer."""
+    agent = await make_phone_agent(api, db, twilio)
+    caller = Caller(api, agent)
+    await caller.dial_in()
+    url = caller.last.gather_url or ""
+    params = caller._params(SpeechResult="Hallo")
+    forged = await twilio_post(api, "0" * 32, url, params)
+    assert forged.status_code == 403
+    old, new = agent.account.auth_token, secrets.token_hex(16)
+    agent.account.auth_token = new
+    changed = await api.patch(
+        f"{API}/twilio-connections/{agent.connection_id}",
+        json={"auth_token": new},
+        headers=agent.owner,
+    )
+    assert changed.status_code == 200, changed.text
+    assert (await twilio_post(api, old, url, params)).status_code == 403
+    call = await _call(db, caller.call_sid)
+    detail = (await api.get(f"{API}/calls/{call.id}", headers=agent.owner)).json()
+    assert [line["role"] for line in detail["transcript"]] == ["assistant"]
+    heard = await caller.say("Hallo")
+    assert heard.action == "gather"

@@ -66,14 +66,18 @@ class PhoneRepository:
     async def number_by_sid(self, twilio_sid: str) -> PhoneNumber | None:
         return await self._one(select(PhoneNumber).where(PhoneNumber.twilio_sid == twilio_sid))
 
-    async def number_called(self, account_sid: str, number: str) -> PhoneNumber | None:
-        """The number a call reached, on the account Twilio names."""
+    async def number_called(
+        self, account_sid: str, number: str
+    ) -> tuple[PhoneNumber, str | None] | None:
+        """The number a call reached, on the account Twilio names, with the Auth Token its
+        signature is checked with (one statement)."""
         statement = (
-            select(PhoneNumber)
+            select(PhoneNumber, TwilioConnection.auth_token)
             .join(TwilioConnection, TwilioConnection.id == PhoneNumber.connection_id)
             .where(PhoneNumber.number == number, TwilioConnection.account_sid == account_sid)
         )
-        return (await self.session.execute(statement)).scalars().first()
+        row = (await self.session.execute(statement)).first()
+        return (row[0], row[1]) if row is not None else None
 
     async def first_number_of_agent(self, agent_id: str) -> PhoneNumber | None:
         statement = self.numbers(agent_id=agent_id).order_by(PhoneNumber.id).limit(1)

@@ -399,20 +399,22 @@ async def _token_of_call(session: AsyncSession, call: Call | None) -> str | None
     if call is None or call.connection_id is None:
         return None
     connection = await PhoneRepository(session).connection(call.connection_id)
-    return connection.auth_token if connection else None
+    if connection is None or not connection.auth_token:
+        return None
+    _tokens.put(connection.id, connection.auth_token)
+    return connection.auth_token
 
 
 async def authenticate_incoming(db: Database, hook: Webhook) -> PhoneNumber:
     """The number a signed incoming call reached; ``Refused`` for anything else."""
     account, to = hook.params.get("AccountSid", ""), hook.params.get("To", "")
     async with db.session(Scope.for_system()) as session:
-        number = await PhoneRepository(session).number_called(account[:34], to[:20])
-        connection = (
-            await PhoneRepository(session).connection(number.connection_id) if number else None
-        )
-    token = connection.auth_token if connection else None
+        found = await PhoneRepository(session).number_called(account[:34], to[:20])
+    number, token = found if found is not None else (None, None)
     if number is None or not signature_valid(token, hook.url, hook.params, hook.signature):
         raise Refused("The request is not signed by Twilio for a number we serve.")
+    if token and number.connection_id:
+        _tokens.put(number.connection_id, token)
     return number
 
 
@@ -435,8 +437,9 @@ async def authenticate_call(db: Database, hook: Webhook, call_id: str | None = N
 
 # What a gather webhook needs to check its signature, kept per process: the connection's Auth
 # Token (a changed or removed connection clears its entry here at once; other processes see it
-# within WEBHOOK_CACHE_SECONDS) and the call's fixed facts. A gather turn then opens no
-# transaction before the engine's own.
+# within WEBHOOK_CACHE_SECONDS) and the call's fixed facts, both noted when the call is answered
+# and whenever they are read. A gather turn then opens no transaction before the engine's own,
+# the first one included.
 WEBHOOK_CACHE_SECONDS = 60
 _tokens = TTLCache[str, str](ttl_seconds=WEBHOOK_CACHE_SECONDS, max_items=5000)
 
@@ -473,18 +476,22 @@ class CallRef:
 _call_refs = TTLCache[str, CallRef](ttl_seconds=WEBHOOK_CACHE_SECONDS, max_items=20_000)
 
 
+def _remember(call: Call) -> CallRef:
+    """The call's fixed facts, kept for its gather webhooks once it is answered (its
+    conversation and CallSid known: nothing of the ref changes after that)."""
+    ref = CallRef.of(call)
+    if ref.conversation_id and ref.twilio_call_sid:
+        _call_refs.put(call.id, ref)
+    return ref
+
+
 async def _lookup_for_webhook(db: Database, call_id: str) -> tuple[CallRef | None, str | None]:
     async with db.session(Scope.for_system()) as session:
         call = await PhoneRepository(session).call(call_id)
         token = await _token_of_call(session, call)
     if call is None:
         return None, None
-    ref = CallRef.of(call)
-    if ref.conversation_id and ref.twilio_call_sid:  # answered: nothing of it changes now
-        _call_refs.put(call_id, ref)
-    if token and call.connection_id:
-        _tokens.put(call.connection_id, token)
-    return ref, token
+    return _remember(call), token
 
 
 async def authenticate_gather(db: Database, hook: Webhook, call_id: str) -> CallRef:
@@ -649,7 +656,8 @@ async def answer_incoming(
         await _mark_answered(session, call)
         call.last_twiml = _opening(settings, agent, call, [])
         await session.commit()
-        return call.last_twiml
+    _remember(call)
+    return call.last_twiml
 
 
 async def answer_outbound(
@@ -677,7 +685,8 @@ async def answer_outbound(
             await _start_conversation(session, call, agent)
             call.last_twiml = _opening(settings, agent, call, [])
         await session.commit()
-        return call.last_twiml
+    _remember(call)
+    return call.last_twiml
 
 
 def consent_given(speech: str | None, digits: str | None) -> bool:
