@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import event, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, attributes
 
 from demandly.audit.chain import GENESIS_HASH, PendingEvent, append_events, event_hash
 from demandly.audit.models import AuditEvent, AuditHead
@@ -66,12 +66,20 @@ def _owner(obj: Any) -> tuple[str | None, str | None]:
 
 
 def _changed_columns(obj: Any) -> list[str]:
+    """The names of the columns this flush changed, in the model's order. Only attributes set
+    since the row was loaded (``committed_state``) can have changed: their history alone is
+    read, since building every column's history costs more than the rest of the event."""
     state = inspect(obj)
+    touched = state.committed_state
+    if not touched:
+        return []
     ignored = ALWAYS_IGNORED | frozenset(getattr(type(obj), "__audit_ignore__", ()))
     return [
         attr.key
         for attr in state.mapper.column_attrs
-        if attr.key not in ignored and state.attrs[attr.key].history.has_changes()
+        if attr.key in touched
+        and attr.key not in ignored
+        and attributes.get_history(obj, attr.key).has_changes()
     ]
 
 
