@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from structlog.testing import capture_logs
 
+from demandly.audit import tasks as audit_tasks
 from demandly.audit.chain import event_hash
 from demandly.audit.service import Anchor, check_anchors, take_anchors, verify_chains
 from demandly.config import Settings, reset_settings_cache
@@ -106,13 +106,15 @@ async def test_the_hourly_job_logs_and_appends_the_heads(
     db, _ = fresh_db
     agency_id = await agency_with_history(db)
     anchor_file = tmp_path / "kept-elsewhere" / "anchors.jsonl"
+    recorder = _Recorder()
+    monkeypatch.setattr(audit_tasks, "log", recorder)
+    logged = recorder.entries
     monkeypatch.setenv("DEMANDLY_AUDIT_ANCHOR_FILE", str(anchor_file))
     reset_settings_cache()
     try:
         worker = Worker(db)
         await worker.schedule_periodic(force=True)
-        with capture_logs() as logged:
-            await worker.run_until_idle()
+        await worker.run_until_idle()
     finally:
         monkeypatch.delenv("DEMANDLY_AUDIT_ANCHOR_FILE")
         reset_settings_cache()
@@ -121,6 +123,17 @@ async def test_the_hourly_job_logs_and_appends_the_heads(
     assert kept[0].hash == (await events_of(db, chain=agency_id))[-1].hash
     anchors_logged = [e for e in logged if e["event"] == "audit.anchor"]
     assert [(e["chain"], e["hash"]) for e in anchors_logged] == [(agency_id, kept[0].hash)]
+
+
+class _Recorder:
+    """Stands in for the task module's logger (structlog caches bound loggers, so capturing
+    by reconfiguring would miss a logger bound by an earlier test)."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, object]] = []
+
+    def info(self, event: str, **fields: object) -> None:
+        self.entries.append({"event": event, **fields})
 
 
 async def _cli(settings: Settings, *args: str) -> tuple[int, str]:
