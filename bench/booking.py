@@ -5,9 +5,10 @@ engine tools call):
   computation (``availability.compute_slots``) and of ``service.available_slots`` (the same
   plus loading the calendar's appointments from the database).
 - Booking throughput for distinct slots: ``service.book`` one booking per transaction
-  (lock, re-check, contact, insert, audit, event, two reminder jobs, confirmation e-mail job
-  with its .ics), committed each time, one after the other in one process. Also counts the
-  SQL statements one booking sends.
+  (lock, re-check, contact and appointment with their audit events, event, two reminder jobs
+  and the confirmation e-mail's job, which writes the e-mail and its .ics when it runs),
+  committed each time, one after the other in one process. Also counts the SQL statements
+  one booking sends.
 
     .venv/bin/python bench/booking.py [--backends sqlite,postgres] [--runs 300] [--bookings 500]
 """

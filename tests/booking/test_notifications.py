@@ -106,6 +106,44 @@ async def test_confirmation_update_and_cancellation_arrive_with_parseable_invita
     assert "abgesagt" in str(cancellation["Subject"])
 
 
+async def test_e_mails_written_after_later_changes_still_show_their_own_change(
+    isolated: tuple[httpx.AsyncClient, Database, Tenant], use_smtp: SmtpServer
+) -> None:
+    """The e-mails are written by jobs after the booking's transaction: booked, moved and
+    cancelled before any of them ran, the attendee still gets each change as it was."""
+    client, db, tenant = isolated
+    email = f"{unique('carla').lower()}@example.com"
+    calendar = await create_calendar(client, tenant)
+    day = future_day(34)
+    booked = (
+        await book(client, tenant, calendar, at(day, "10:00"), attendee=attendee(email))
+    ).json()
+    await client.post(
+        f"{API}/appointments/{booked['id']}/reschedule",
+        json={"start": at(day, "15:00").isoformat()},
+        headers=tenant.headers(OWNER),
+    )
+    await client.post(
+        f"{API}/appointments/{booked['id']}/cancel", json={}, headers=tenant.headers(OWNER)
+    )
+    await Worker(db).run_until_idle()
+    seen = []
+    for message in use_smtp.to(email):
+        method, document = invitation(message)
+        [event] = document.walk("VEVENT")
+        assert str(event["UID"]) == booked["uid"]
+        seen.append((int(event["SEQUENCE"]), method, event.decoded("DTSTART"), message))
+    seen.sort(key=lambda item: item[0])
+    assert [(s, m, start) for s, m, start, _ in seen] == [
+        (0, "REQUEST", at(day, "10:00")),
+        (1, "REQUEST", at(day, "15:00")),
+        (2, "CANCEL", at(day, "15:00")),
+    ]
+    assert "Termin bestätigt" in str(seen[0][3]["Subject"])
+    assert booked["manage_url"] in seen[0][3].get_body(("plain",)).get_content()
+    assert "abgesagt" in str(seen[2][3]["Subject"])
+
+
 async def test_reminders_are_queued_moved_and_withdrawn_with_the_appointment(
     client: httpx.AsyncClient, world: World, db: Database
 ) -> None:

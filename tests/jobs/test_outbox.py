@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from demandly.jobs.models import DomainEvent, Job, JobStatus
-from demandly.jobs.service import emit, enqueue
+from demandly.jobs.service import NewJob, emit, enqueue, enqueue_many
 from demandly.kit.context import Scope
 from demandly.kit.db import Database
 from demandly.kit.errors import NotFound
@@ -131,3 +131,44 @@ async def test_bad_arguments_are_refused_before_writing(db: Database) -> None:
             await enqueue(session, "test.noop", {}, max_attempts=0)
         with pytest.raises(TypeError):
             await enqueue(session, "test.noop", {"when": object()})
+
+
+async def test_jobs_queued_together_are_each_as_enqueue_would_queue_them(db: Database) -> None:
+    key, run_at = unique("many"), utcnow() + timedelta(hours=1)
+    async with db.session(Scope.for_agency("agc_many")) as session:
+        earlier = await enqueue(
+            session, "test.noop", {"v": 0}, agency_id="agc_many", idempotency_key=key
+        )
+        first, taken, client_job, repeated = await enqueue_many(
+            session,
+            [
+                NewJob("test.first", {"n": 1}, agency_id="agc_many", run_at=run_at, priority=5),
+                NewJob("test.noop", {"v": 1}, agency_id="agc_many", idempotency_key=key),
+                NewJob("test.second", {"n": 2}, agency_id="agc_many", client_id="cli_many"),
+                NewJob("test.noop", {"v": 2}, agency_id="agc_many", idempotency_key=key),
+            ],
+        )
+        assert await enqueue_many(session, []) == []
+        await session.commit()
+    assert taken.id == repeated.id == earlier.id and taken.payload == {"v": 0}
+    assert await _count(db, Job, idempotency_key=key) == 1
+    stored = await load_job(db, first.id)
+    assert (stored.name, stored.payload, stored.run_at, stored.priority) == (
+        "test.first",
+        {"n": 1},
+        run_at,
+        5,
+    )
+    assert (await load_job(db, client_job.id)).client_id == "cli_many"
+
+
+async def test_jobs_queued_together_outside_the_scope_are_refused(db: Database) -> None:
+    async with db.session(Scope.for_agency("agc_many2")) as session:
+        with pytest.raises(NotFound):
+            await enqueue_many(
+                session,
+                [
+                    NewJob("test.noop", {}, agency_id="agc_many2"),
+                    NewJob("test.noop", {}, agency_id="agc_elsewhere"),
+                ],
+            )

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from demandly.kit.db import RecordModel, TenantMixin
+
+if TYPE_CHECKING:
+    from demandly.leads.models import Contact
 
 
 class LocationKind(StrEnum):
@@ -108,6 +111,9 @@ class Appointment(RecordModel, TenantMixin):
     contact_id: Mapped[str | None] = mapped_column(
         String(40), ForeignKey("contacts.id", ondelete="SET NULL"), default=None, index=True
     )
+    # Never loaded: it tells the unit of work to insert a new contact before the appointment
+    # that names it, so a booking writes both (and their audit events) in one flush.
+    contact: Mapped[Contact | None] = relationship(lazy="raise")
     conversation_id: Mapped[str | None] = mapped_column(
         String(40), ForeignKey("conversations.id", ondelete="SET NULL"), default=None
     )

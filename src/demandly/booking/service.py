@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 import phonenumbers
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,7 +51,7 @@ from demandly.integrations.email import (
     email_brand,
     queue_email,
 )
-from demandly.jobs.service import cancel_job, emit, enqueue
+from demandly.jobs.service import NewJob, cancel_job, emit, enqueue_many
 from demandly.kit.errors import Conflict, NotFound, ValidationFailed
 from demandly.kit.ids import new_id, random_token
 from demandly.kit.time import ensure_utc, utcnow
@@ -73,6 +74,8 @@ __all__ = [
 ]
 
 REMINDER_TASK = "booking.reminder"
+NOTICE_TASK = "booking.notice"
+_NOTICES = ("booked", "rescheduled", "cancelled")
 BOOKED = "appointment.booked"
 RESCHEDULED = "appointment.rescheduled"
 CANCELLED = "appointment.cancelled"
@@ -521,10 +524,11 @@ async def book(
         sequence=0,
     )
     session.add(appointment)
-    await session.flush()
+    await session.flush()  # with the attendee's contact: one flush, one audit append
     await _emit(session, appointment, BOOKED)
-    await _schedule_reminders(session, appointment, calendar, now)
-    await _notify(session, appointment, context, kind, "booked")
+    await enqueue_many(
+        session, [*_reminder_jobs(appointment, calendar, now), *_notice(appointment, "booked")]
+    )
     return appointment
 
 
@@ -538,7 +542,7 @@ async def _attendee_contact(
         return None
     person = Person(name=attendee.name, email=email, phone=phone)
     contact, _ = await upsert_contact(
-        session, calendar.agency_id, calendar.client_id, person, source="booking"
+        session, calendar.agency_id, calendar.client_id, person, source="booking", flush=False
     )
     return contact.id
 
@@ -583,8 +587,9 @@ async def reschedule(
     appt.sequence += 1
     await session.flush()
     await _emit(session, appt, RESCHEDULED, previous_start=previous.isoformat())
-    await _schedule_reminders(session, appt, calendar, now)
-    await _notify(session, appt, context, _kind_of(context, appt), "rescheduled")
+    await enqueue_many(
+        session, [*_reminder_jobs(appt, calendar, now), *_notice(appt, "rescheduled")]
+    )
     return appt
 
 
@@ -604,8 +609,7 @@ async def cancel(
     appt.sequence += 1
     await session.flush()
     await _emit(session, appt, CANCELLED, reason=reason)
-    context = await _context(session, appt.calendar_id)
-    await _notify(session, appt, context, _kind_of(context, appt), "cancelled")
+    await enqueue_many(session, _notice(appt, "cancelled"))
     return appt
 
 
@@ -711,17 +715,11 @@ def _reminder_prefix(appt: Appointment) -> str:
     return f"{REMINDER_TASK}:{appt.id}:{appt.sequence}:"
 
 
-async def _schedule_reminders(
-    session: AsyncSession, appt: Appointment, calendar: Calendar, now: datetime
-) -> None:
+def _reminder_jobs(appt: Appointment, calendar: Calendar, now: datetime) -> list[NewJob]:
     """One job per offset still ahead, keyed by the appointment's sequence: a reminder of an
     earlier sequence finds the appointment changed and does nothing."""
-    for offset in reminder_offsets(calendar):
-        run_at = appt.start_at - timedelta(minutes=offset)
-        if run_at <= now:
-            continue
-        await enqueue(
-            session,
+    return [
+        NewJob(
             REMINDER_TASK,
             {"appointment_id": appt.id, "sequence": appt.sequence, "offset_minutes": offset},
             agency_id=appt.agency_id,
@@ -729,6 +727,9 @@ async def _schedule_reminders(
             run_at=run_at,
             idempotency_key=f"{_reminder_prefix(appt)}{offset}",
         )
+        for offset in reminder_offsets(calendar)
+        if (run_at := appt.start_at - timedelta(minutes=offset)) > now
+    ]
 
 
 async def _cancel_reminders(session: AsyncSession, appt: Appointment) -> None:
@@ -754,6 +755,60 @@ async def send_reminder(session: AsyncSession, payload: dict[str, Any]) -> bool:
 
 
 # --- e-mails -------------------------------------------------------------------------------
+
+
+def _notice(appt: Appointment, what: str) -> list[NewJob]:
+    """The job that writes and sends the attendee's e-mail about this change (booked,
+    rescheduled, cancelled) after the booking's transaction. It carries what the change set,
+    so the e-mail shows the appointment as it was then even if it changed again before the
+    job ran. Attendees without an e-mail address get none."""
+    if not appt.attendee_email:
+        return []
+    return [
+        NewJob(
+            NOTICE_TASK,
+            {
+                "appointment_id": appt.id,
+                "what": what,
+                "sequence": appt.sequence,
+                "status": appt.status,
+                "start": appt.start_at.isoformat(),
+                "end": appt.end_at.isoformat(),
+            },
+            agency_id=appt.agency_id,
+            client_id=appt.client_id,
+            idempotency_key=_mail_key(appt, what),
+        )
+    ]
+
+
+async def notice_email(
+    session: AsyncSession, payload: dict[str, Any]
+) -> tuple[OutgoingEmail, Brand] | None:
+    """The e-mail a ``_notice`` job stands for, with its .ics (the UID and SEQUENCE of that
+    change), and the brand it goes out under; None when there is none to send."""
+    appt = await BookingRepository(session).appointment(str(payload.get("appointment_id")))
+    if appt is None or payload.get("what") not in _NOTICES:
+        return None
+    then = _as_of(appt, payload)
+    context = await _context(session, appt.calendar_id)
+    return await _email(session, then, context, _kind_of(context, then), str(payload["what"]))
+
+
+def _as_of(appt: Appointment, payload: dict[str, Any]) -> Appointment:
+    """The appointment as the notice's change left it: a detached copy (never flushed) with
+    that change's times, status and sequence when it has changed again since."""
+    if appt.sequence == payload["sequence"]:
+        return appt
+    columns = {a.key: getattr(appt, a.key) for a in sa_inspect(Appointment).column_attrs}
+    columns.update(
+        start_at=datetime.fromisoformat(payload["start"]),
+        end_at=datetime.fromisoformat(payload["end"]),
+        status=payload["status"],
+        sequence=payload["sequence"],
+    )
+    return Appointment(**columns)
+
 
 _WEEKDAYS = {
     "de": ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
@@ -864,10 +919,38 @@ async def _notify(
     kind: EventType | None,
     what: str,
 ) -> bool:
-    """Queue the attendee's e-mail (with the invitation or cancellation .ics, except for
-    reminders). Attendees without an e-mail address get none."""
-    if not appt.attendee_email:
+    """Queue the attendee's e-mail (a reminder). Attendees without an e-mail address get
+    none."""
+    mail = await _email(session, appt, context, kind, what)
+    if mail is None:
         return False
+    email, brand = mail
+    await queue_email(
+        session,
+        email,
+        brand=brand,
+        agency_id=appt.agency_id,
+        client_id=appt.client_id,
+        idempotency_key=_mail_key(appt, what),
+    )
+    return True
+
+
+def _mail_key(appt: Appointment, what: str) -> str:
+    return f"booking.mail:{appt.id}:{appt.sequence}:{what}"
+
+
+async def _email(
+    session: AsyncSession,
+    appt: Appointment,
+    context: CalendarContext,
+    kind: EventType | None,
+    what: str,
+) -> tuple[OutgoingEmail, Brand] | None:
+    """The attendee's e-mail in the client's language and the agency's brand (with the
+    invitation or cancellation .ics, except for reminders); None without an address."""
+    if not appt.attendee_email:
+        return None
     calendar, client = context.calendar, context.client
     language = client.locale if client is not None and client.locale in _TEXTS else "de"
     mail = _compose(appt, calendar, kind, what, language)
@@ -882,21 +965,14 @@ async def _notify(
             ),
         )
     brand = await _mail_brand(session, appt.agency_id, context.agency)
-    await queue_email(
-        session,
-        OutgoingEmail(
-            to=appt.attendee_email,
-            subject=mail.subject,
-            text=_text_body(mail),
-            html=branded_html(brand, mail.subject, _html_body(mail)),
-            attachments=attachments,
-        ),
-        brand=brand,
-        agency_id=appt.agency_id,
-        client_id=appt.client_id,
-        idempotency_key=f"booking.mail:{appt.id}:{appt.sequence}:{what}",
+    email = OutgoingEmail(
+        to=appt.attendee_email,
+        subject=mail.subject,
+        text=_text_body(mail),
+        html=branded_html(brand, mail.subject, _html_body(mail)),
+        attachments=attachments,
     )
-    return True
+    return email, brand
 
 
 async def _mail_brand(session: AsyncSession, agency_id: str, agency: Agency | None) -> Brand:

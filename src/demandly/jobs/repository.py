@@ -42,6 +42,17 @@ class JobRepository:
         result = await self.session.execute(statement.returning(Job))
         return result.scalar_one_or_none()  # type: ignore[no-any-return]
 
+    async def insert_many(self, rows: list[dict[str, Any]]) -> list[Job]:
+        """Insert jobs, skipping those whose idempotency key is taken (as ``insert`` does);
+        returns the ones inserted. The rows go as parameters of one cached statement, which
+        the driver sends as a single multi-row INSERT."""
+        statement = (
+            _dialect_insert(self.session)(Job)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(Job)
+        )
+        return list((await self.session.scalars(statement, rows)).all())
+
     async def insert_event(self, values: dict[str, Any]) -> DomainEvent:
         statement = _dialect_insert(self.session)(DomainEvent).values(**values)
         result = await self.session.execute(statement.returning(DomainEvent))

@@ -4,8 +4,9 @@ only if the change that caused them commits. Never commits."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,45 @@ def _json(payload: dict[str, Any] | None) -> dict[str, Any]:
     return payload
 
 
+@dataclass(frozen=True)
+class NewJob:
+    """A job to queue with ``enqueue_many``; the fields mean what ``enqueue``'s arguments do."""
+
+    name: str
+    payload: dict[str, Any]
+    agency_id: str | None = None
+    client_id: str | None = None
+    run_at: datetime | None = None
+    priority: int = 100
+    idempotency_key: str | None = None
+    max_attempts: int = 8
+
+
+def _job_values(session: AsyncSession, job: NewJob, now: datetime) -> dict[str, Any]:
+    """The job's row, checked: its name, its place in the session's scope, its limits."""
+    _check_name("task name", job.name)
+    _check_place(session, job.agency_id, job.client_id)
+    if job.max_attempts < 1:
+        raise ValueError("max_attempts must be at least 1")
+    key = job.idempotency_key
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise ValueError(f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    return {
+        "id": new_id(Job.__id_prefix__),
+        "created_at": now,
+        "name": job.name,
+        "payload": _json(job.payload),
+        "agency_id": job.agency_id,
+        "client_id": job.client_id,
+        "status": JobStatus.QUEUED.value,
+        "priority": job.priority,
+        "run_at": ensure_utc(job.run_at) if job.run_at is not None else now,
+        "attempts": 0,
+        "max_attempts": job.max_attempts,
+        "idempotency_key": key,
+    }
+
+
 async def enqueue(
     session: AsyncSession,
     name: str,
@@ -67,30 +107,41 @@ async def enqueue(
 ) -> Job:
     """Queue task ``name`` in the caller's transaction. A job with the same idempotency key is
     returned instead of adding a second one."""
-    _check_name("task name", name)
-    _check_place(session, agency_id, client_id)
-    if max_attempts < 1:
-        raise ValueError("max_attempts must be at least 1")
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-        raise ValueError(f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
-    now = utcnow()
-    return await _insert_job(
-        session,
-        {
-            "id": new_id(Job.__id_prefix__),
-            "created_at": now,
-            "name": name,
-            "payload": _json(payload),
-            "agency_id": agency_id,
-            "client_id": client_id,
-            "status": JobStatus.QUEUED.value,
-            "priority": priority,
-            "run_at": ensure_utc(run_at) if run_at is not None else now,
-            "attempts": 0,
-            "max_attempts": max_attempts,
-            "idempotency_key": idempotency_key,
-        },
+    job = NewJob(
+        name, payload, agency_id, client_id, run_at, priority, idempotency_key, max_attempts
     )
+    return await _insert_job(session, _job_values(session, job, utcnow()))
+
+
+async def enqueue_many(session: AsyncSession, jobs: Sequence[NewJob]) -> list[Job]:
+    """Queue several jobs in the caller's transaction with one INSERT per place (agency and
+    client), in order; each behaves as ``enqueue`` would (a taken idempotency key returns the
+    job that holds it)."""
+    now = utcnow()
+    rows = [_job_values(session, job, now) for job in jobs]
+    places: dict[tuple[str | None, str | None], list[dict[str, Any]]] = {}
+    for row in rows:
+        places.setdefault((row["agency_id"], row["client_id"]), []).append(row)
+    written: dict[str, Job] = {}
+    for (agency_id, client_id), group in places.items():
+        async with _scope_to_write(session, agency_id, client_id):
+            written.update(await _insert_jobs(session, group))
+    return [written[row["id"]] for row in rows]
+
+
+async def _insert_jobs(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, Job]:
+    """The jobs by the id each row asked for; a row whose key was taken maps to the job that
+    holds the key."""
+    repo = JobRepository(session)
+    inserted = {job.id: job for job in await repo.insert_many(rows)}
+    for row in rows:
+        if row["id"] in inserted:
+            continue
+        holder = await repo.by_idempotency_key(row["idempotency_key"])
+        if holder is None:
+            raise Conflict("The idempotency key is in use by a job outside this scope.")
+        inserted[row["id"]] = holder
+    return inserted
 
 
 async def emit(
@@ -120,15 +171,18 @@ async def emit(
             "payload": _json(payload),
         },
     )
-    for task_name in subscribers(type):
-        await enqueue(
-            session,
+    handlers = [
+        NewJob(
             task_name,
             {"event_id": event.id, "event_type": type},
             agency_id=agency_id,
             client_id=client_id,
             idempotency_key=f"{event.id}:{task_name}",
         )
+        for task_name in subscribers(type)
+    ]
+    if handlers:
+        await enqueue_many(session, handlers)
     return event
 
 
