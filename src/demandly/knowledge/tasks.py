@@ -21,7 +21,7 @@ from demandly.kit.context import Scope
 from demandly.kit.db import Database
 from demandly.kit.logging import get_logger
 from demandly.kit.time import utcnow
-from demandly.knowledge import service
+from demandly.knowledge import index, service
 from demandly.knowledge.chunking import chunk_document
 from demandly.knowledge.crawl import CrawlLimits, crawl
 from demandly.knowledge.documents import ChunkDraft, Document, ExtractionError
@@ -251,6 +251,12 @@ async def ingest_source(ctx: JobContext, payload: dict[str, Any]) -> None:
     agency_id = ctx.job.agency_id
     scope = Scope.for_agency(agency_id) if agency_id else Scope.for_system()
     await ingest(ctx.db, scope, str(payload["source_id"]))
+
+
+@periodic("knowledge.compact_index", every=timedelta(minutes=10))
+async def compact_index(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Merge the full-text index after ingestions (``index.compact``)."""
+    await index.compact(ctx.session)
 
 
 @periodic("knowledge.recrawl", every=timedelta(hours=1))
