@@ -11,7 +11,10 @@ Each frame carries the time it was sent (CLOCK_MONOTONIC, shared by the processe
 sequence number, so the receiving end measures the one-way latency through the bridge and
 sees every gap. The latency includes the sockets and the two peers' own scheduling on the same
 two cores, so it is an upper bound of what the bridge adds. A level passes when the p99 of
-both directions is at most 10 ms and no frame was lost.
+both directions is at most 10 ms and no frame was lost. So that the two load generators take
+as little of those cores as they can, both speak RFC 6455 straight on asyncio protocols
+(``lean_ws.py``, one event loop each, uvloop) with frames built from pre-encoded parts
+(``stamps.py``); the CPU each of the three processes burns per call-second is reported.
 
 Calls are real: each starts with a signed ``POST /twilio/voice/incoming`` for a realtime agent
 and connects with the ``<Stream>`` parameters of the TwiML answer.
@@ -23,13 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import contextlib
 import json
 import os
 import platform
 import secrets
-import struct
 import subprocess
 import sys
 import tempfile
@@ -43,24 +43,17 @@ from pathlib import Path
 import httpx
 import uvloop
 from common import SECRET, drop_database, fresh_database, seed_owner, start_server
+from lean_ws import ClientPeer, connect
 from rich.console import Console
 from rich.table import Table
+from stamps import STAMP_CHARS, stamp, unstamp
 from twilio.request_validator import RequestValidator
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 API = "/api/v1"
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT_SID = "AC" + "b" * 32
-FRAME_BYTES = 160
-STAMP = struct.Struct("!qI")  # the realtime stub's stamp: send time (ns), sequence
 WARM_UP_SECONDS = 2.0
 GOAL_P99_MS = 10.0
-
-
-def stamped(sequence: int) -> str:
-    head = STAMP.pack(time.monotonic_ns(), sequence)
-    return base64.b64encode(head + b"\xff" * (FRAME_BYTES - len(head))).decode()
 
 
 # --- set-up ----------------------------------------------------------------------------------
@@ -161,15 +154,14 @@ async def place_calls(
 
 
 class StubProcess:
-    """The realtime stub in streaming mode; its per-second report lines, timestamped."""
+    """The streaming realtime stub (``realtime_stream.py``); its per-second report lines,
+    timestamped."""
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.channels.phone.realtime_stub"],
-            cwd=ROOT,
+            [sys.executable, str(ROOT / "bench" / "realtime_stream.py")],
             stdout=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         assert self.process.stdout is not None
         self.url = self.process.stdout.readline().strip()
@@ -208,24 +200,62 @@ class CallStats:
     failed: str | None = None
 
 
-@dataclass
-class Call:
-    """One call's Twilio socket and what it has sent."""
+class TwilioLeg(ClientPeer):
+    """One call's Twilio socket: echoes every mark at once (the audio "played"), checks every
+    frame's stamp and order, and sends the caller's frames when ``talk`` says."""
 
-    socket: ClientConnection
-    stream_sid: str
-    stats: CallStats
-    prefix: str = ""
-    sequence: int = 0
+    def __init__(self, host: str, path: str, stream_sid: str, measuring: asyncio.Event) -> None:
+        super().__init__(host, path)
+        self.stream_sid = stream_sid
+        self.measuring = measuring
+        self.stats = CallStats()
+        self.sequence = 0
+        self.expected: int | None = None
+        self.hanging_up = False
+        self.prefix = (
+            '{"event":"media","streamSid":"' + stream_sid + '","media":{"track":"inbound",'
+        ).encode()
+        self.echo = ('{"event":"mark","streamSid":"' + stream_sid + '","mark":{"name":"').encode()
+        self.on_text = self.heard
+        self.closed.add_done_callback(self._gone)
+
+    def heard(self, raw: bytes) -> None:
+        if b'"event":"mark"' in raw:
+            name = raw.rsplit(b'"name":"', 1)[1].split(b'"', 1)[0]
+            self.write(self.echo + name + b'"}}')
+            return
+        at = raw.find(b'"payload":"')
+        if at < 0:
+            return
+        sent_ns, sequence = unstamp(raw[at + 11 : at + 11 + STAMP_CHARS])
+        if self.measuring.is_set():
+            stats = self.stats
+            stats.latencies_ns.append(time.monotonic_ns() - sent_ns)
+            stats.received += 1
+            if self.expected is not None:
+                stats.lost += max(0, sequence - self.expected)
+        self.expected = sequence + 1
+
+    def speak(self, mask: bytes) -> None:
+        """The next 20 ms frame."""
+        sequence = self.sequence
+        self.sequence += 1
+        chunk = f'"chunk":"{sequence + 1}","timestamp":"{sequence * 20}","payload":"'.encode()
+        self.write(self.prefix + chunk + stamp(sequence) + b'"}}', mask=mask)
+
+    def _gone(self, _: object) -> None:
+        if not self.hanging_up:
+            self.stats.failed = f"closed {self.close_code or '?'}"
 
 
 async def open_call(
     url: str, parameters: dict[str, str], call_sid: str, measuring: asyncio.Event
-) -> tuple[Call, asyncio.Task[None]]:
+) -> TwilioLeg:
     """Connect as Twilio does (``connected``, ``start`` with the TwiML's parameters)."""
     stream_sid = "MZ" + secrets.token_hex(16)
-    socket = await connect(url, max_queue=None, compression=None)
-    await socket.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+    leg = await connect(url, lambda host, path: TwilioLeg(host, path, stream_sid, measuring))
+    assert isinstance(leg, TwilioLeg)
+    leg.write(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}).encode())
     start = {
         "accountSid": ACCOUNT_SID,
         "streamSid": stream_sid,
@@ -234,58 +264,19 @@ async def open_call(
         "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
         "customParameters": parameters,
     }
-    await socket.send(
-        json.dumps(
-            {"event": "start", "sequenceNumber": "1", "streamSid": stream_sid, "start": start}
-        )
-    )
-    call = Call(socket, stream_sid, CallStats())
-    call.prefix = '{"event":"media","streamSid":"' + stream_sid + '","media":{"track":"inbound",'
-    return call, asyncio.create_task(listen(call, measuring))
+    message = {"event": "start", "sequenceNumber": "1", "streamSid": stream_sid, "start": start}
+    leg.write(json.dumps(message).encode())
+    return leg
 
 
-async def listen(call: Call, measuring: asyncio.Event) -> None:
-    """Echo every mark at once (the audio "played"); check every frame's stamp and order."""
-    expected: int | None = None
-    stats = call.stats
-    echo = '{"event":"mark","streamSid":"' + call.stream_sid + '","mark":{"name":"'
-    try:
-        async for raw in call.socket:
-            assert isinstance(raw, str)
-            if '"event":"mark"' in raw:
-                name = raw.rsplit('"name":"', 1)[1].split('"', 1)[0]
-                await call.socket.send(echo + name + '"}}')
-                continue
-            at = raw.find('"payload":"')
-            if at < 0:
-                continue
-            sent_ns, sequence = STAMP.unpack(base64.b64decode(raw[at + 11 : at + 27]))
-            if measuring.is_set():
-                stats.latencies_ns.append(time.monotonic_ns() - sent_ns)
-                stats.received += 1
-                if expected is not None:
-                    stats.lost += max(0, sequence - expected)
-            expected = sequence + 1
-    except ConnectionClosed as exc:
-        stats.failed = f"closed {exc.rcvd.code if exc.rcvd else '?'}"
-
-
-async def talk(calls: list[Call], stop: asyncio.Event) -> None:
+async def talk(calls: list[TwilioLeg], stop: asyncio.Event) -> None:
     """Every call sends its next 20 ms frame on each tick (one timer for all calls)."""
     started = time.monotonic()
     ticks = 0
     while not stop.is_set():
-        for call in calls:
-            sequence = call.sequence
-            call.sequence += 1
-            chunk = (
-                f'"chunk":"{sequence + 1}","timestamp":"{sequence * 20}",'
-                f'"payload":"{stamped(sequence)}"}}}}'
-            )
-            try:
-                await call.socket.send(call.prefix + chunk)
-            except ConnectionClosed as exc:
-                call.stats.failed = f"closed {exc.rcvd.code if exc.rcvd else '?'}"
+        masks = os.urandom(4 * len(calls))  # one random masking key per frame, drawn at once
+        for index, call in enumerate(calls):
+            call.speak(masks[4 * index : 4 * index + 4])
         ticks += 1
         await asyncio.sleep(max(0.0, started + ticks * 0.02 - time.monotonic()))
 
@@ -305,8 +296,7 @@ async def run_level(
 ) -> dict[str, object]:
     placed = await place_calls(server_url, line, count)
     measuring, stop = asyncio.Event(), asyncio.Event()
-    opened = [await open_call(url, params, sid, measuring) for url, params, sid in placed]
-    calls = [call for call, _ in opened]
+    calls = [await open_call(url, params, sid, measuring) for url, params, sid in placed]
     stats = [call.stats for call in calls]
     talker = asyncio.create_task(talk(calls, stop))
     await asyncio.sleep(WARM_UP_SECONDS)
@@ -320,16 +310,16 @@ async def run_level(
     measuring.clear()
     stop.set()
     await talker
-    for call, listener in opened:
-        with contextlib.suppress(ConnectionClosed):
-            await call.socket.send(json.dumps({"event": "stop", "streamSid": call.stream_sid}))
-            await call.socket.close()
-        listener.cancel()
+    for call in calls:
+        call.hanging_up = True
+        call.write(json.dumps({"event": "stop", "streamSid": call.stream_sid}).encode())
+        call.close()
     await asyncio.sleep(1.5)  # the stub's last report of the window
     up, up_received, up_lost = stub.window(began, ended + 1.0)
     down = [ns for s in stats for ns in s.latencies_ns]
     down_lost = sum(s.lost for s in stats)
     failed = sum(1 for s in stats if s.failed)
+    call_seconds = max(1.0, sum(s.received for s in stats) / 50)
     row: dict[str, object] = {
         "calls": count,
         "up_frames": up_received,
@@ -347,10 +337,10 @@ async def run_level(
         "twilio_sim_cpu_pct": round(100 * (peers_after[0] - peers_before[0]) / (ended - began)),
         "model_stub_cpu_pct": round(100 * (peers_after[1] - peers_before[1]) / (ended - began)),
         # The bridge's CPU per second of call actually carried (50 frames each way): what
-        # one core holds when nothing else runs is 1000 / this.
-        "cpu_ms_per_call_s": round(
-            1000 * (cpu_after - cpu_before) / max(1.0, sum(s.received for s in stats) / 50), 2
-        ),
+        # one core holds when nothing else runs is 1000 / this. Then the generators' own.
+        "cpu_ms_per_call_s": round(1000 * (cpu_after - cpu_before) / call_seconds, 2),
+        "twilio_ms_per_call_s": round(1000 * (peers_after[0] - peers_before[0]) / call_seconds, 2),
+        "stub_ms_per_call_s": round(1000 * (peers_after[1] - peers_before[1]) / call_seconds, 2),
     }
     row["ok"] = (
         max(float(row["up_p99_ms"]), float(row["down_p99_ms"])) <= GOAL_P99_MS  # type: ignore[arg-type]

@@ -1,34 +1,24 @@
 """A local server speaking the OpenAI Realtime protocol (GA event names), for the phone bridge's
-tests and benchmark.
+tests (the benchmark has a lean streaming one of its own: ``bench/realtime_stream.py``).
 
-Scripted mode (tests): on the first ``response.create`` it speaks a greeting (a few 20 ms
+On the first ``response.create`` it speaks a greeting (a few 20 ms
 μ-law deltas, all at once, faster than real time as the real API does). Caller audio that is
 not μ-law silence (0xFF) is speech: the stub's "server VAD" sends
 ``input_audio_buffer.speech_started``, and when silence follows, ``speech_stopped``, the
 caller's transcript and the next scripted answer (audio, its transcript, and optionally a
 function call). After a ``function_call_output`` and ``response.create`` it speaks the turn's
 follow-up. Everything received is recorded per session for the tests to check.
-
-Streaming mode (benchmark: ``python -m tests.channels.phone.realtime_stub`` prints its URL)
-answers the greeting with endless audio, one 20 ms delta every 20 ms per session, each
-carrying the time it was sent; appends carry the caller's send time and are checked for order
-and gaps.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
-import contextlib
 import json
-import struct
-import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-import uvloop
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -295,95 +285,3 @@ class RealtimeStub:
             pass
         finally:
             session.closed.set()
-
-
-# --- streaming mode (benchmark) --------------------------------------------------------------
-
-STAMP = struct.Struct("!qI")  # send time (ns, CLOCK_MONOTONIC: shared by processes) + sequence
-
-
-def stamped(sequence: int) -> str:
-    """A 20 ms frame carrying its send time and sequence number."""
-    head = STAMP.pack(time.monotonic_ns(), sequence)
-    return base64.b64encode(head + bytes([SILENCE]) * (FRAME_BYTES - len(head))).decode()
-
-
-def unstamp(payload: str) -> tuple[int, int]:
-    """(send time ns, sequence) of a stamped frame (its first 16 base64 characters)."""
-    return STAMP.unpack(base64.b64decode(payload[:STAMP_CHARS]))
-
-
-STAMP_CHARS = 16  # base64 of the 12 stamp bytes
-
-
-@dataclass
-class StreamStats:
-    latencies_ns: list[int] = field(default_factory=list)
-    received: int = 0
-    lost: int = 0
-
-
-class _Streamer:
-    """Every speaking session gets one delta per 20 ms tick; one timer for all of them."""
-
-    PREFIX = (
-        '{"type":"response.output_audio.delta","response_id":"resp_1","item_id":"item_1",'
-        '"output_index":0,"content_index":0,"delta":"'
-    )
-
-    def __init__(self) -> None:
-        self.stats = StreamStats()
-        self.speaking: dict[ServerConnection, int] = {}
-
-    async def session(self, socket: ServerConnection) -> None:
-        expected = 0
-        stats = self.stats
-        try:
-            async for raw in socket:
-                at = raw.find('"audio":"') if isinstance(raw, str) else -1
-                if at >= 0 and '"input_audio_buffer.append"' in raw:
-                    stamp, sequence = unstamp(raw[at + 9 : at + 9 + STAMP_CHARS])
-                    stats.latencies_ns.append(time.monotonic_ns() - stamp)
-                    stats.received += 1
-                    stats.lost += max(0, sequence - expected)
-                    expected = sequence + 1
-                elif '"response.create"' in raw:
-                    self.speaking.setdefault(socket, 0)
-        except ConnectionClosed:
-            pass
-        finally:
-            self.speaking.pop(socket, None)
-
-    async def tick(self) -> None:
-        started = time.monotonic()
-        ticks = 0
-        while True:
-            for socket, sequence in list(self.speaking.items()):
-                self.speaking[socket] = sequence + 1
-                with contextlib.suppress(ConnectionClosed):
-                    await socket.send(self.PREFIX + stamped(sequence) + '"}')
-            ticks += 1
-            await asyncio.sleep(max(0.0, started + ticks * 0.02 - time.monotonic()))
-
-
-async def _stream_main(port: int) -> None:
-    streamer = _Streamer()
-    async with serve(streamer.session, "127.0.0.1", port, compression=None) as server:
-        bound = next(iter(server.sockets)).getsockname()[1]
-        print(f"ws://127.0.0.1:{bound}/v1", flush=True)
-        ticker = asyncio.create_task(streamer.tick())
-        stats = streamer.stats
-        while not ticker.done():
-            await asyncio.sleep(1)
-            # One line a second for the benchmark: frames received, lost, latency samples.
-            samples, stats.latencies_ns = stats.latencies_ns, []
-            print(
-                json.dumps({"received": stats.received, "lost": stats.lost, "latencies": samples}),
-                flush=True,
-            )
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=0)
-    uvloop.run(_stream_main(parser.parse_args().port))

@@ -19,6 +19,7 @@ from typing import Any
 
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncSession
+from websockets.asyncio.client import ClientConnection
 
 from demandly.agents import service as agents
 from demandly.agents.models import AgentVersion
@@ -183,25 +184,44 @@ def parse_event(raw: bytes) -> dict[str, Any]:
 
 
 class RealtimeSocket:
-    """One open Realtime session: send events, receive events as dicts."""
+    """One open Realtime session: send events, receive events as dicts.
+
+    The SDK opens the session (URL, key, handshake); events then go over its WebSocket
+    directly. The SDK's own ``send_raw``/``recv_bytes`` wrap each message in bookkeeping for
+    its reconnecting iterator (a send queue, the current task's id, a debug log line), which
+    the bridge never uses: a call is not resumed on another connection, it ends. At 100
+    messages a second per call that bookkeeping cost as much as the send itself.
+    """
 
     def __init__(self, connection: Any) -> None:
         self._connection = connection
+        # A private attribute of the SDK: should a release rename it, the SDK's own (slower)
+        # methods carry the events and nothing else changes.
+        socket = getattr(connection, "_connection", None)
+        self._socket: ClientConnection | None = (
+            socket if isinstance(socket, ClientConnection) else None
+        )
 
     async def send(self, event: dict[str, Any]) -> None:
-        await self._connection.send_raw(json.dumps(event, separators=(",", ":")))
+        await self.send_encoded(json.dumps(event, separators=(",", ":")))
 
     async def send_encoded(self, data: str) -> None:
-        await self._connection.send_raw(data)
+        if self._socket is not None:
+            await self._socket.send(data)
+        else:
+            await self._connection.send_raw(data)
 
     async def recv(self) -> dict[str, Any]:
         """The next server event; raises ``websockets.ConnectionClosed`` at the end."""
-        return parse_event(await self._connection.recv_bytes())
+        return parse_event(await self.recv_raw())
 
     async def recv_raw(self) -> bytes:
         """The next server event as sent (for ``audio_delta``, then ``parse_event``)."""
-        data: bytes = await self._connection.recv_bytes()
-        return data
+        if self._socket is None:
+            raw: bytes = await self._connection.recv_bytes()
+            return raw
+        data = await self._socket.recv(decode=False)
+        return data if isinstance(data, bytes) else data.encode()
 
     async def close(self) -> None:
         await self._connection.close()
