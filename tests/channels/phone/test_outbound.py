@@ -218,3 +218,22 @@ async def test_a_campaign_calls_within_its_window_and_retries_with_backoff(
     done = await _campaign(api, agent, campaign_id)
     assert done["status"] == "completed"
     assert next(t for t in done["targets"] if t["contact_id"] == reachable)["status"] == "failed"
+
+
+async def test_a_calling_window_that_ends_before_it_starts_names_its_end(
+    api: httpx.AsyncClient, db: Database, twilio: TwilioRest
+) -> None:
+    agent = await make_phone_agent(api, db, twilio)
+    refused = await api.post(
+        f"{API}/campaigns",
+        json={
+            "agent_id": agent.agent_id,
+            "name": "Backwards",
+            "window_start": "17:00",
+            "window_end": "09:00",
+        },
+        headers=agent.owner,
+    )
+    assert refused.status_code == 422
+    [detail] = refused.json()["error"]["details"]
+    assert detail["field"] == "window_end" and "window_start" in detail["message"]

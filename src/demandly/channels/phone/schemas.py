@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -247,11 +248,13 @@ class CampaignCreate(_Input):
     retry_minutes: int = Field(60, ge=1, le=10080, description="Doubles with every attempt.")
     context: Context = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _window(self) -> CampaignCreate:
-        if self.window_end <= self.window_start:
-            raise ValueError("window_end must be later than window_start")
-        return self
+    @field_validator("window_end")
+    @classmethod
+    def _window(cls, end: str, info: ValidationInfo) -> str:
+        start = info.data.get("window_start")
+        if start is not None and end <= start:
+            raise ValueError("must be later than window_start")
+        return end
 
 
 class CampaignUpdate(_Input):

@@ -719,12 +719,13 @@ async def _chosen_contacts(
 
 
 def _field_errors(errors: dict[str, str]) -> dict[str, str]:
-    """The schema's messages under the form's field names: the window check names the end,
-    the context is the purpose text, a list's items are the list."""
+    """The schema's messages under the form's field names, in the form's words: the end of
+    the window is checked against its start, the context is the purpose text, a list's items
+    are the list."""
     shown: dict[str, str] = {}
     for key, message in errors.items():
-        if key == FORM_ERROR and message.startswith("window_end"):
-            key, message = "window_end", "The end must be later than the start."
+        if key == "window_end" and "window_start" in message:
+            message = "The end must be later than the start."
         elif key.startswith("context"):
             key = "purpose"
         elif key.startswith(("contact_ids", "add_contact_ids")):
