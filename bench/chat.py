@@ -3,9 +3,10 @@ process, on the offline engine and on a zero-latency OpenAI-compatible stub (its
 
 Reports turns/s and, per turn, the time to the first streamed byte of the answer (TTFB) and
 to the end of the turn, p50/p99, at 1, 50 and 200 concurrent conversations, on SQLite and
-PostgreSQL. The platform's own overhead is TTFB minus the provider's time to its first token;
-the stub answers at once (its own time is below a millisecond), so TTFB is an upper bound of
-the overhead.
+PostgreSQL, and the server process's CPU time per turn (utime + stime from /proc over the
+measured run, divided by the turns). The platform's own overhead is TTFB minus the
+provider's time to its first token; the stub answers at once (its own time is below a
+millisecond), so TTFB is an upper bound of the overhead.
 
     .venv/bin/python bench/chat.py [--seconds 10] [--backends sqlite,postgres]
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -132,7 +134,15 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000 if ordered else float("nan")
 
 
-async def measure(server_url: str, key: str, concurrency: int, seconds: float) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user + system), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(
+    server_url: str, server_pid: int, key: str, concurrency: int, seconds: float
+) -> dict[str, float]:
     limits = httpx.Limits(
         max_connections=concurrency + 10, max_keepalive_connections=concurrency + 10
     )
@@ -143,12 +153,14 @@ async def measure(server_url: str, key: str, concurrency: int, seconds: float) -
             *(visitor(http, key, time.perf_counter() + 1.5, warm, []) for _ in range(concurrency))
         )
         samples: list[tuple[float, float]] = []
+        cpu_before = cpu_seconds(server_pid)
         began = time.perf_counter()
         until = began + seconds
         await asyncio.gather(
             *(visitor(http, key, until, samples, errors) for _ in range(concurrency))
         )
         elapsed = time.perf_counter() - began
+        server_cpu = cpu_seconds(server_pid) - cpu_before
     ttfb = [s[0] for s in samples]
     total = [s[1] for s in samples]
     return {
@@ -158,6 +170,8 @@ async def measure(server_url: str, key: str, concurrency: int, seconds: float) -
         "turn_p50_ms": round(percentile(total, 0.5), 1),
         "turn_p99_ms": round(percentile(total, 0.99), 1),
         "turns": len(samples),
+        # The server's CPU per turn (its share of starting conversations included).
+        "server_cpu_ms_per_turn": round(server_cpu * 1000 / max(1, len(samples)), 2),
         "errors": len(errors),
     }
 
@@ -184,7 +198,9 @@ def bench_backend(backend: str, seconds: float, levels: list[int]) -> list[dict[
         keys = asyncio.run(make_agents(server.url, token, agency_id, stub_url))
         for engine, key in keys.items():
             for concurrency in levels:
-                result = asyncio.run(measure(server.url, key, concurrency, seconds))
+                result = asyncio.run(
+                    measure(server.url, server.process.pid, key, concurrency, seconds)
+                )
                 rows.append(
                     {"backend": backend, "engine": engine, "concurrency": concurrency, **result}
                 )

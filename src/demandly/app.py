@@ -115,7 +115,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.db = db
     install_error_handlers(app)
 
+    # The public chat first: the router walks routes in order, and a visitor's turn is the
+    # hottest request (no other path overlaps /api/v1/public/conversations/…, see tests).
     for router in (
+        public_chat_router,
         auth_router,
         tenancy_router,
         audit_router,
@@ -126,7 +129,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         leads_router,
         booking_router,
         phone_router,
-        public_chat_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(web_pages_router)  # /widget.js and /demo: outside the API prefix

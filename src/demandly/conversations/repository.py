@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -38,6 +38,33 @@ class ConversationRepository:
         statement = select(Conversation).where(Conversation.id == conversation_id)
         if for_update and self.session.get_bind().dialect.name == "postgresql":
             statement = statement.with_for_update()
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def advance(
+        self,
+        conversation_id: str,
+        messages: int,
+        now: datetime,
+        turns_without_progress: int | None = None,
+        *,
+        one_more_turn_without_progress: bool = False,
+    ) -> Conversation | None:
+        """Reserve the next ``messages`` positions and count the turn, returning the
+        conversation as it is now: one ``UPDATE … RETURNING``, which also locks the row (the
+        session's scope applies to it as to any query)."""
+        values: dict[Any, Any] = {Conversation.message_count: Conversation.message_count + messages}
+        if messages:
+            values[Conversation.last_activity_at] = now
+        if one_more_turn_without_progress:
+            values[Conversation.turns_without_progress] = Conversation.turns_without_progress + 1
+        elif turns_without_progress is not None:
+            values[Conversation.turns_without_progress] = turns_without_progress
+        statement = (
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(values)
+            .returning(Conversation)
+        )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def by_visitor_token(

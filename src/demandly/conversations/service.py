@@ -123,11 +123,23 @@ async def append(
     """Add the next message (its ``seq`` is the conversation's count + 1)."""
     conversation.message_count += 1
     conversation.last_activity_at = utcnow()
+    return add_at(session, conversation, conversation.message_count, role, content, **fields)
+
+
+def add_at(
+    session: AsyncSession,
+    conversation: Conversation,
+    seq: int,
+    role: MessageRole,
+    content: str | None,
+    **fields: Any,
+) -> Message:
+    """Add a message at a position already counted (``advance``), leaving the counters be."""
     message = Message(
         agency_id=conversation.agency_id,
         client_id=conversation.client_id,
         conversation_id=conversation.id,
-        seq=conversation.message_count,
+        seq=seq,
         role=role.value,
         content=content,
         tool_calls=fields.pop("tool_calls", []),
@@ -137,6 +149,29 @@ async def append(
     )
     session.add(message)
     return message
+
+
+async def advance(
+    session: AsyncSession,
+    conversation_id: str,
+    messages: int,
+    *,
+    turns_without_progress: int | None = None,
+    one_more_turn_without_progress: bool = False,
+) -> Conversation:
+    """Lock the conversation, reserve the positions of the next ``messages`` messages
+    (``message_count - messages + 1`` … ``message_count`` of the conversation returned) and
+    set or count its turns without progress, in one statement."""
+    conversation = await ConversationRepository(session).advance(
+        conversation_id,
+        messages,
+        utcnow(),
+        turns_without_progress,
+        one_more_turn_without_progress=one_more_turn_without_progress,
+    )
+    if conversation is None:
+        raise NotFound("Conversation not found.")
+    return conversation
 
 
 async def repeat_of(

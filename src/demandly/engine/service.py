@@ -387,13 +387,20 @@ class TurnRunner:
         """Store the answer and run its tools; on the turn's last round, count whether the
         turn got anywhere (the "handoff after N turns without progress" rule)."""
         events: list[EngineEvent] = []
+        answering = bool(outcome.text or outcome.tool_calls)
         async with self.db.session(scope, actor) as session:
-            conversation = await conversations.get(
-                session, prepared.conversation.id, for_update=True
+            # The answer and one result per tool call; the turn counted as one without
+            # progress until a tool says otherwise (``_count_progress``).
+            conversation = await conversations.advance(
+                session,
+                prepared.conversation.id,
+                1 + len(outcome.tool_calls) if answering else 0,
+                turns_without_progress=0 if final and progressed else None,
+                one_more_turn_without_progress=final and not progressed,
             )
             tools = ToolContext(session=session, conversation=conversation, agent=prepared.context)
             sources: list[dict[str, str | None]] = []
-            if outcome.text or outcome.tool_calls:
+            if answering:
                 events += await self._store_answer(
                     session, conversation, tools, prepared, outcome, sources
                 )
@@ -421,11 +428,14 @@ class TurnRunner:
         outcome: _Outcome,
         sources: list[dict[str, str | None]],
     ) -> list[EngineEvent]:
-        """Store the answer and its tool results; ``sources`` collects what knowledge searches
-        found, so the answer a model gives from them cites them."""
-        reply = await conversations.append(
+        """Store the answer and its tool results at the positions ``advance`` reserved;
+        ``sources`` collects what knowledge searches found, so the answer a model gives from
+        them cites them."""
+        seq = conversation.message_count - len(outcome.tool_calls)
+        reply = conversations.add_at(
             session,
             conversation,
+            seq,
             MessageRole.ASSISTANT,
             "".join(outcome.text) or None,
             tool_calls=[_call_json(c) for c in outcome.tool_calls],
@@ -436,13 +446,18 @@ class TurnRunner:
             completion_tokens=outcome.usage.completion_tokens if outcome.usage else None,
             latency_ms=outcome.latency_ms,
         )
-        for call in outcome.tool_calls:
+        for offset, call in enumerate(outcome.tool_calls, start=1):
             result = await run_tool(tools, call, prepared.enabled_tools)
             sources.extend(_cited_sources(result))
             if result.get("ok") and call.name in PROGRESS_TOOLS:
                 tools.signal("progress", tool=call.name)
-            await conversations.append(
-                session, conversation, MessageRole.TOOL, _json(result), tool_call_id=call.id
+            conversations.add_at(
+                session,
+                conversation,
+                seq + offset,
+                MessageRole.TOOL,
+                _json(result),
+                tool_call_id=call.id,
             )
         return [EngineEvent("message", {"message": message_view(reply)})] if visible(reply) else []
 
@@ -454,10 +469,12 @@ class TurnRunner:
         progressed: bool,
         kinds: dict[str, dict[str, Any]],
     ) -> list[EngineEvent]:
+        # ``advance`` already counted the turn as one without progress (or reset the count
+        # when an earlier round progressed); a tool of this round may have made progress.
         if progressed:
-            conversation.turns_without_progress = 0
+            if conversation.turns_without_progress:
+                conversation.turns_without_progress = 0
             return []
-        conversation.turns_without_progress += 1
         limit = prepared.handoff_after
         if (
             limit
