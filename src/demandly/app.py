@@ -117,8 +117,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     # The public chat first: the router walks routes in order, and a visitor's turn is the
     # hottest request (no other path overlaps /api/v1/public/conversations/…, see tests).
+    app.include_router(public_chat_router, prefix=API_PREFIX)
+    # Then what Twilio calls (a gather turn, a media stream's socket): no path overlaps.
+    app.include_router(twilio_webhooks_router)  # /twilio/...
+    app.include_router(phone_media_router)  # WS /twilio/media-stream
     for router in (
-        public_chat_router,
         auth_router,
         tenancy_router,
         audit_router,
@@ -133,8 +136,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(web_pages_router)  # /widget.js and /demo: outside the API prefix
     app.include_router(booking_pages_router)  # /book/...: public booking and manage pages
-    app.include_router(twilio_webhooks_router)  # /twilio/...: what Twilio calls
-    app.include_router(phone_media_router)  # WS /twilio/media-stream
     mount_dashboard(app)  # /login, /app/...: the white-label dashboard
     _add_health_routes(app, db)
 

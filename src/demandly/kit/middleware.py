@@ -51,8 +51,11 @@ class RequestIdMiddleware:
                 ]
             await send(message)
 
+        # A WebSocket sends no http.response.start: its messages (a media stream's hundred a
+        # second) go straight through.
+        outgoing = send_with_id if scope["type"] == "http" else send
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, outgoing)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from fastapi import FastAPI
-from starlette.routing import compile_path
+from starlette.routing import Match, compile_path
 
 PUBLIC_CHAT = "/api/v1/public/"
 
@@ -21,3 +21,21 @@ def test_no_other_api_route_matches_a_public_chat_path(app: FastAPI) -> None:
             continue
         pattern = compile_path(path)[0]
         assert not [s for s in samples if pattern.match(s)], path
+
+
+def _routes_matching(app: FastAPI, path: str, kind: str = "http") -> list[int]:
+    scope = {"type": kind, "path": path, "method": "POST", "root_path": "", "app": app,
+             "headers": []}  # fmt: skip
+    return [i for i, route in enumerate(app.routes) if route.matches(scope)[0] != Match.NONE]
+
+
+def test_twilios_paths_are_matched_early_and_by_nothing_else(app: FastAPI) -> None:
+    """Twilio's webhooks and the media stream come right after the public chat."""
+    [api_route] = _routes_matching(app, "/api/v1/me")
+    for path, kind in (
+        ("/twilio/voice/incoming", "http"),
+        ("/twilio/voice/gather", "http"),
+        ("/twilio/media-stream", "websocket"),
+    ):
+        hits = _routes_matching(app, path, kind)
+        assert len(hits) == 1 and hits[0] < api_route, (path, hits)
