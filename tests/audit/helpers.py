@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from pathlib import Path
+
 from sqlalchemy import select
 
 from demandly.audit.models import AuditEvent
+from demandly.config import Settings
 from demandly.kit.context import Actor, Scope
 from demandly.kit.db import Database
 
@@ -56,3 +62,25 @@ async def platform_admin_headers(db: Database, user_id: str) -> dict[str, str]:
         )
         await session.commit()
     return {"Cookie": f"{SESSION_COOKIE}={token}", CSRF_HEADER: csrf_token_for(token)}
+
+
+async def run_audit_cli(settings: Settings, *args: str) -> tuple[int, str]:
+    """``demandly audit <args>`` in a process of its own, on the test's database."""
+    env = {
+        **os.environ,
+        "DEMANDLY_DATABASE_URL": settings.effective_database_url,
+        "DEMANDLY_DATA_DIR": str(settings.data_dir),
+        "DEMANDLY_SECRET_KEY": settings.secret_key or "",
+        "DEMANDLY_LOG_LEVEL": "WARNING",
+        "COLUMNS": "250",
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("demandly")),
+        "audit",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    return process.returncode or 0, output.decode()

@@ -3,10 +3,7 @@ rewritten together with its head by someone who owns the database."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ from demandly.audit.service import Anchor, check_anchors, take_anchors, verify_c
 from demandly.config import Settings, reset_settings_cache
 from demandly.jobs.worker import Worker
 from demandly.kit.db import Database
-from tests.audit.helpers import events_of, fields_of
+from tests.audit.helpers import events_of, fields_of, run_audit_cli
 from tests.audit.test_verify import agency_with_history, as_owner
 
 
@@ -136,44 +133,23 @@ class _Recorder:
         self.entries.append({"event": event, **fields})
 
 
-async def _cli(settings: Settings, *args: str) -> tuple[int, str]:
-    env = {
-        **os.environ,
-        "DEMANDLY_DATABASE_URL": settings.effective_database_url,
-        "DEMANDLY_DATA_DIR": str(settings.data_dir),
-        "DEMANDLY_SECRET_KEY": settings.secret_key or "",
-        "DEMANDLY_LOG_LEVEL": "WARNING",
-        "COLUMNS": "250",
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).with_name("demandly")),
-        "audit",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await process.communicate()
-    return process.returncode or 0, output.decode()
-
-
 async def test_the_cli_writes_anchors_and_verifies_against_them(
     fresh_db: tuple[Database, Settings], tmp_path: Path
 ) -> None:
     db, settings = fresh_db
     agency_id = await agency_with_history(db)
     kept = tmp_path / "anchors.jsonl"
-    code, output = await _cli(settings, "anchor", "--append", str(kept))
+    code, output = await run_audit_cli(settings, "anchor", "--append", str(kept))
     assert code == 0, output
-    code, output = await _cli(settings, "verify", "--anchors", str(kept))
+    code, output = await run_audit_cli(settings, "verify", "--anchors", str(kept))
     assert code == 0, output
     assert f"{agency_id} (anchors)" in output and "BROKEN" not in output
 
     await _cut_tail(settings, db, agency_id, keep=2)
-    code, output = await _cli(settings, "verify", "--anchors", str(kept))
+    code, output = await run_audit_cli(settings, "verify", "--anchors", str(kept))
     assert code == 1, output
     assert "BROKEN" in output and "gone" in output
 
     kept.write_text(kept.read_text() + "not json\n")
-    code, output = await _cli(settings, "verify", "--anchors", str(kept))
+    code, output = await run_audit_cli(settings, "verify", "--anchors", str(kept))
     assert code == 2 and "anchors.jsonl:2" in output.replace("\n", ""), output

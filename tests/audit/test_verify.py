@@ -3,11 +3,7 @@ the database owner, or with the SQLite file in hand) is detected and the broken 
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sqlite3
-import sys
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -18,7 +14,7 @@ from demandly.config import Settings
 from demandly.kit.context import Scope
 from demandly.kit.db import Database
 from demandly.tenancy.models import Client
-from tests.audit.helpers import ALICE, events_of, fields_of
+from tests.audit.helpers import ALICE, events_of, fields_of, run_audit_cli
 from tests.factories import make_agency
 
 
@@ -130,39 +126,18 @@ async def test_rewriting_a_hash_does_not_hide_the_change(
     assert "prev_hash" in (report.reason or "")
 
 
-async def _cli_verify(settings: Settings) -> tuple[int, str]:
-    env = {
-        **os.environ,
-        "DEMANDLY_DATABASE_URL": settings.effective_database_url,
-        "DEMANDLY_DATA_DIR": str(settings.data_dir),
-        "DEMANDLY_SECRET_KEY": settings.secret_key or "",
-        "DEMANDLY_LOG_LEVEL": "WARNING",
-        "COLUMNS": "250",
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).with_name("demandly")),
-        "audit",
-        "verify",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await process.communicate()
-    return process.returncode or 0, output.decode()
-
-
 async def test_the_cli_exits_non_zero_and_names_the_broken_event(
     fresh_db: tuple[Database, Settings],
 ) -> None:
     db, settings = fresh_db
     agency_id = await agency_with_history(db)
-    code, output = await _cli_verify(settings)
+    code, output = await run_audit_cli(settings, "verify")
     assert code == 0, output
     assert agency_id in output and "BROKEN" not in output
 
     victim = (await events_of(db, chain=agency_id))[2]
     await as_owner(settings, "UPDATE audit_events SET ip = '10.0.0.1' WHERE id = :id", id=victim.id)
-    code, output = await _cli_verify(settings)
+    code, output = await run_audit_cli(settings, "verify")
     assert code == 1, output
     assert "BROKEN" in output and victim.id in output
 

@@ -33,10 +33,6 @@ def _retry_message(view: View, error: TooManyRequests) -> str:
     return view.t("Too many attempts. Try again in {seconds} s.", seconds=seconds)
 
 
-def _translated(view: View, errors: dict[str, str]) -> dict[str, str]:
-    return {name: view.t(message) for name, message in errors.items()}
-
-
 def _signed_out(response: Response) -> Response:
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
@@ -138,7 +134,7 @@ async def reset_submit(
     except BadRequest as error:
         return _reset_refused(view, error)
     except DemandlyError as error:
-        return _reset_form(view, token, _translated(view, service_errors(error)), 422)
+        return _reset_form(view, token, service_errors(error), 422)
     response = view.redirect("/login", notice="Your password was changed. Sign in with it now.")
     return _signed_out(response)
 
@@ -173,7 +169,7 @@ async def _render_account(
         next_url=f"{ACCOUNT}?cursor={next_cursor}#sessions" if next_cursor else None,
         totp_enabled=user.totp_enabled_at is not None,
         can_see_team=page.can_any(Permission.MEMBERS_READ),
-        errors=_translated(page, errors or {}),
+        errors=errors or {},
         form=form,
         values=values or {},
     )
@@ -265,7 +261,7 @@ async def _render_enrollment(
         section="account",
         qr_svg=svg,
         secret=user.totp_secret,
-        errors=_translated(page, errors or {}),
+        errors=errors or {},
     )
 
 

@@ -19,7 +19,15 @@ from demandly.knowledge.models import KnowledgeBase, KnowledgeSource, SourceStat
 from demandly.knowledge.repository import KnowledgeRepository
 from demandly.tenancy.models import Client
 from demandly.web.deps import Page, PageDep, PageRoute
-from demandly.web.forms import FORM_ERROR, FormInvalid, fields, message_of, parse, service_errors
+from demandly.web.forms import (
+    FORM_ERROR,
+    FormInvalid,
+    fields,
+    localized,
+    message_of,
+    parse,
+    service_errors,
+)
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -60,10 +68,6 @@ async def _base_of(page: Page, client: Client, kb_id: str) -> KnowledgeBase:
     if base.client_id != client.id:
         raise NotFound()
     return base
-
-
-def _t_errors(page: Page, errors: dict[str, str]) -> dict[str, str]:
-    return {key: page.t(message) for key, message in errors.items()}
 
 
 # --- knowledge bases -----------------------------------------------------------------------
@@ -111,7 +115,7 @@ async def create_base(page: PageDep, client_id: str) -> Response:
         data = parse(s.KnowledgeBaseCreate, {"client_id": client.id, **values})
         created = await service.create_base(page.session, client, data)
     except FormInvalid as invalid:
-        errors = _t_errors(page, invalid.errors)
+        errors = invalid.errors
         return await _render_bases(page, client, errors=errors, values=values, status_code=422)
     return page.redirect(f"{_base_url(client.id)}/{created.id}", notice="Knowledge base created.")
 
@@ -176,7 +180,7 @@ async def _search(page: Page, base: KnowledgeBase, query: str) -> tuple[Any, dic
     try:
         request = parse(s.SearchRequest, {"query": query, "k": SEARCH_RESULTS})
     except FormInvalid as invalid:
-        return None, _t_errors(page, invalid.errors)
+        return None, localized(invalid.errors, page.t)
     passages = await service.retrieve(page.session, [base.id], request.query, request.k)
     return service.search_view(passages), {}
 
@@ -293,7 +297,7 @@ async def add_source(page: PageDep, client_id: str, kb_id: str) -> Response:
     try:
         parsed = _SOURCE.validate_python(data)
     except ValidationError as error:
-        errors = _t_errors(page, _source_errors(error, kind))
+        errors = _source_errors(error, kind)
         return await _render_base(
             page, client, base, form=form_name, values=_form_values(form), errors=errors,
             status_code=422,
@@ -352,7 +356,7 @@ async def refresh_source(page: PageDep, client_id: str, kb_id: str, source_id: s
     except DemandlyError as error:
         if error.status_code != 409:
             raise
-        errors = _t_errors(page, service_errors(error))
+        errors = service_errors(error)
         return await _render_base(page, client, base, errors=errors, status_code=409)
     return page.redirect(f"{_base_url(client.id)}/{base.id}", notice="The source is read again.")
 

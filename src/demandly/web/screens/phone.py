@@ -414,7 +414,7 @@ async def _render_new_call(
         agents=agents,
         contacts=[c for c in _contact_rows(contacts) if not c["blocked"]],
         v=values or {},
-        errors=_translated(page, errors or {}),
+        errors=errors or {},
     )
 
 
@@ -734,10 +734,6 @@ def _field_errors(errors: dict[str, str]) -> dict[str, str]:
     return shown
 
 
-def _translated(page: Page, errors: dict[str, str]) -> dict[str, str]:
-    return {k: page.t(v) for k, v in errors.items()}
-
-
 # --- campaigns: new ----------------------------------------------------------------------------
 
 
@@ -763,7 +759,7 @@ async def _render_new_campaign(
         more_contacts=len(contacts) > CONTACTS_SHOWN,
         weekdays=list(enumerate(WEEKDAYS)),
         v={**CAMPAIGN_DEFAULTS, **(values or {})},
-        errors=_translated(page, errors or {}),
+        errors=errors or {},
     )
 
 
@@ -888,7 +884,7 @@ async def _render_campaign(
         candidates=candidates,
         more_contacts=more_contacts,
         v=values or {},
-        errors=_translated(page, errors or {}),
+        errors=errors or {},
     )
 
 
