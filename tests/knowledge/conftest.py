@@ -69,12 +69,10 @@ async def upload(
 async def run_jobs(db: Database) -> int:
     """Run every due job (ingestion included) to the end: however many other tests left due
     in the shared database, not only the first thousand."""
-    worker, total = Worker(db, name="knowledge-tests"), 0
-    while ran := await worker.run_until_idle(max_jobs=1000):
+    worker, total, batch = Worker(db, name="knowledge-tests"), 0, 1000
+    while (ran := await worker.run_until_idle(max_jobs=batch)) == batch:
         total += ran
-        if ran < 1000:
-            break
-    return total
+    return total + ran
 
 
 async def sources(client: httpx.AsyncClient, tenant: Tenant, kb_id: str) -> list[dict[str, Any]]:

@@ -35,4 +35,4 @@ async def send_notice(ctx: JobContext, payload: dict[str, Any]) -> None:
         mail = await service.notice_email(session, payload)
     if mail is not None:
         email, brand = mail
-        await send_now(get_settings(), email, brand.sender_name or brand.name)
+        await send_now(get_settings(), email, brand.from_name)

@@ -79,6 +79,11 @@ class Brand:
     # The From display name of its e-mails (the agency's sender name, else its name).
     sender_name: str = field(default="", compare=False)
 
+    @property
+    def from_name(self) -> str:
+        """The From display name: the sender name when set, else the agency's name."""
+        return self.sender_name or self.name
+
 
 # --- brand and layout ----------------------------------------------------------------------
 
@@ -197,7 +202,7 @@ async def queue_email(
     return await enqueue(
         session,
         SEND_TASK,
-        _seal(email, brand.sender_name or brand.name),
+        _seal(email, brand.from_name),
         agency_id=agency_id,
         client_id=client_id,
         idempotency_key=idempotency_key,
