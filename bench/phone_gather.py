@@ -107,8 +107,10 @@ async def _post(http: httpx.AsyncClient, url: str, params: dict[str, str]) -> st
     return response.text
 
 
-async def one_call(http: httpx.AsyncClient, server_url: str, number: str) -> list[float]:
-    """One call through the script; the gather round trips in milliseconds."""
+async def one_call(
+    http: httpx.AsyncClient, server_url: str, number: str
+) -> list[tuple[int, float]]:
+    """One call through the script; each gather round trip (script step, milliseconds)."""
     params = {
         "CallSid": "CA" + secrets.token_hex(16),
         "AccountSid": ACCOUNT_SID,
@@ -118,20 +120,20 @@ async def one_call(http: httpx.AsyncClient, server_url: str, number: str) -> lis
     }
     document = await _post(http, f"{server_url}/twilio/voice/incoming", params)
     timings = []
-    for text in SCRIPT:
+    for step, text in enumerate(SCRIPT):
         gather = ET.fromstring(document).find("Gather")
         if gather is None:
             break
         started = time.perf_counter()
         document = await _post(http, gather.get("action", ""), {**params, "SpeechResult": text})
-        timings.append((time.perf_counter() - started) * 1000)
+        timings.append((step, (time.perf_counter() - started) * 1000))
     return timings
 
 
 async def measure(
     server_url: str, number: str, concurrency: int, seconds: float
 ) -> dict[str, float]:
-    timings: list[float] = []
+    timings: list[tuple[int, float]] = []
     deadline = time.perf_counter() + seconds
 
     async def caller() -> None:
@@ -140,11 +142,17 @@ async def measure(
                 timings.extend(await one_call(http, server_url, number))
 
     await asyncio.gather(*(caller() for _ in range(concurrency)))
+    every = [ms for _, ms in timings]
     return {
-        "turns": len(timings),
-        "turns_per_s": round(len(timings) / seconds, 1),
-        "p50_ms": round(percentile(timings, 50), 2),
-        "p99_ms": round(percentile(timings, 99), 2),
+        "turns": len(every),
+        "turns_per_s": round(len(every) / seconds, 1),
+        "p50_ms": round(percentile(every, 50), 2),
+        "p99_ms": round(percentile(every, 99), 2),
+        "p50_by_step": [
+            round(percentile([ms for step, ms in timings if step == index], 50), 1)
+            for index in range(len(SCRIPT))
+            if any(step == index for step, _ in timings)
+        ],
     }
 
 
@@ -178,7 +186,15 @@ def main() -> None:
         for backend in args.backends.split(",")
         for row in bench_backend(backend, args.seconds, levels)
     ]
-    columns = ("backend", "concurrent_calls", "turns", "turns_per_s", "p50_ms", "p99_ms")
+    columns = (
+        "backend",
+        "concurrent_calls",
+        "turns",
+        "turns_per_s",
+        "p50_ms",
+        "p99_ms",
+        "p50_by_step",
+    )
     table = Table(title="Gather-mode webhook round trip (offline engine)")
     for column in columns:
         table.add_column(column)
