@@ -125,6 +125,12 @@ class Peer(asyncio.Protocol):
         else:
             transport.write(server_frame(payload, opcode))
 
+    def write_frames(self, frames: list[bytes]) -> None:
+        """Frames already built (``client_frame``/``server_frame``), in one write."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(b"".join(frames))
+
     def close(self) -> None:
         self.write(NORMAL_CLOSURE, OP_CLOSE)
 

@@ -43,7 +43,7 @@ from pathlib import Path
 import httpx
 import uvloop
 from common import SECRET, drop_database, fresh_database, seed_owner, start_server
-from lean_ws import ClientPeer, connect
+from lean_ws import ClientPeer, client_frame, connect
 from rich.console import Console
 from rich.table import Table
 from stamps import STAMP_CHARS, stamp, unstamp
@@ -216,13 +216,15 @@ class TwilioLeg(ClientPeer):
             '{"event":"media","streamSid":"' + stream_sid + '","media":{"track":"inbound",'
         ).encode()
         self.echo = ('{"event":"mark","streamSid":"' + stream_sid + '","mark":{"name":"').encode()
+        self.echoes: list[bytes] = []
         self.on_text = self.heard
         self.closed.add_done_callback(self._gone)
 
     def heard(self, raw: bytes) -> None:
         if b'"event":"mark"' in raw:
-            name = raw.rsplit(b'"name":"', 1)[1].split(b'"', 1)[0]
-            self.write(self.echo + name + b'"}}')
+            # Echoed with the caller's next frame (the audio before it "plays" meanwhile),
+            # as Twilio does: one write a tick, not one per mark.
+            self.echoes.append(raw.rsplit(b'"name":"', 1)[1].split(b'"', 1)[0])
             return
         at = raw.find(b'"payload":"')
         if at < 0:
@@ -236,12 +238,23 @@ class TwilioLeg(ClientPeer):
                 stats.lost += max(0, sequence - self.expected)
         self.expected = sequence + 1
 
-    def speak(self, mask: bytes) -> None:
-        """The next 20 ms frame."""
+    def speak(self, masks: bytes) -> None:
+        """The next 20 ms frame, after the marks echoed since the last one (one write);
+        ``masks``: 8 random bytes, the masking keys of the frame and of the first echo."""
         sequence = self.sequence
         self.sequence += 1
         chunk = f'"chunk":"{sequence + 1}","timestamp":"{sequence * 20}","payload":"'.encode()
-        self.write(self.prefix + chunk + stamp(sequence) + b'"}}', mask=mask)
+        frame = self.prefix + chunk + stamp(sequence) + b'"}}'
+        if not self.echoes:
+            self.write(frame, mask=masks[:4])
+            return
+        names, self.echoes = self.echoes, []
+        keys = masks[4:] + os.urandom(4 * (len(names) - 1))
+        echoes = [
+            client_frame(self.echo + name + b'"}}', keys[4 * i : 4 * i + 4])
+            for i, name in enumerate(names)
+        ]
+        self.write_frames([*echoes, client_frame(frame, masks[:4])])
 
     def _gone(self, _: object) -> None:
         if not self.hanging_up:
@@ -274,9 +287,9 @@ async def talk(calls: list[TwilioLeg], stop: asyncio.Event) -> None:
     started = time.monotonic()
     ticks = 0
     while not stop.is_set():
-        masks = os.urandom(4 * len(calls))  # one random masking key per frame, drawn at once
+        masks = os.urandom(8 * len(calls))  # masking keys for every frame, drawn at once
         for index, call in enumerate(calls):
-            call.speak(masks[4 * index : 4 * index + 4])
+            call.speak(masks[8 * index : 8 * index + 8])
         ticks += 1
         await asyncio.sleep(max(0.0, started + ticks * 0.02 - time.monotonic()))
 

@@ -18,7 +18,12 @@ from demandly.channels.phone.bridge import (
     TwilioFrames,
     payload_bytes,
 )
-from demandly.channels.phone.media import TOKEN_TTL_SECONDS, stream_token, token_valid
+from demandly.channels.phone.media import (
+    TOKEN_TTL_SECONDS,
+    _TwilioSocket,
+    stream_token,
+    token_valid,
+)
 from demandly.kit.crypto import Keyring, configure_keyring
 from tests.conftest import TEST_SECRET_KEY
 
@@ -125,3 +130,26 @@ def test_stream_token_is_bound_to_its_call_and_expires() -> None:
     assert not token_valid(f"{int(expires) + 60}.{signature}", "call_a", now=1_000_000)
     for junk in ("", ".", "abc", "1.2", f"{expires}."):
         assert not token_valid(junk, "call_a", now=1_000_000)
+
+
+class _AsgiWebSocket:
+    """A route's WebSocket under a server other than uvicorn: only the ASGI methods."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def receive(self) -> dict[str, str]:
+        return {"type": "websocket.receive", "text": '{"event":"connected"}'}
+
+    async def send_text(self, message: str) -> None:
+        self.sent.append(message)
+
+
+async def test_under_another_server_a_chunk_and_its_mark_go_through_asgi_in_order() -> None:
+    websocket = _AsgiWebSocket()
+    caller = _TwilioSocket(websocket)  # type: ignore[arg-type]
+    frames = TwilioFrames("MZ1")
+    await caller.send_all((frames.media("//8="), frames.mark("1")))
+    await caller.send(frames.clear())
+    assert await caller.receive() == '{"event":"connected"}'
+    assert [json.loads(m)["event"] for m in websocket.sent] == ["media", "mark", "clear"]

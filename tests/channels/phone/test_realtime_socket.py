@@ -1,9 +1,17 @@
-"""The realtime socket talks over the SDK's WebSocket directly; should an SDK release hide it,
-the SDK's own send and receive carry the same events."""
+"""The realtime socket talks over the SDK's WebSocket directly (audio as frames written onto
+its transport); should an SDK release hide it, the SDK's own send and receive carry the same
+events."""
 
 from __future__ import annotations
 
-from demandly.channels.phone.realtime import RealtimeSocket
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
+
+from demandly.channels.phone.realtime import RealtimeSocket, append_audio, text_frame
 
 
 class _SdkConnectionWithoutSocket:
@@ -33,3 +41,45 @@ async def test_without_the_sdks_socket_events_go_through_its_public_methods() ->
         '{"type":"input_audio_buffer.append","audio":"AA=="}',
     ]
     assert await socket.recv() == {"type": "session.updated"}
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65_535, 65_536])
+@pytest.mark.parametrize("mask", [None, b"\x01\x02\x03\x04"])
+def test_frames_written_directly_read_as_websockets_reads_them(
+    size: int, mask: bytes | None
+) -> None:
+    payload = b"x" * size
+    reader = StreamReader()
+    reader.feed_data(text_frame(payload, mask))
+    parser = Frame.parse(reader.read_exact, mask=mask is not None)
+    with pytest.raises(StopIteration) as parsed:
+        next(parser)
+    frame = parsed.value.value
+    assert (frame.opcode, frame.fin, bytes(frame.data)) == (Opcode.TEXT, True, payload)
+
+
+async def test_audio_goes_straight_onto_the_socket_and_a_closed_socket_still_raises() -> None:
+    received: list[str] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        async for message in connection:
+            received.append(str(message))
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        client = await connect(f"ws://127.0.0.1:{port}")
+        socket = RealtimeSocket(_SdkConnectionWithSocket(client))
+        appends = [append_audio(f"AAA{n}") for n in range(3)]
+        for data in appends:
+            await socket.send_encoded(data)
+        await socket.send({"type": "response.create"})
+        await client.close()
+        with pytest.raises(ConnectionClosed):
+            await socket.send_encoded(appends[0])  # not written into a closed connection
+    assert received == [*appends, '{"type":"response.create"}']
+
+
+class _SdkConnectionWithSocket(_SdkConnectionWithoutSocket):
+    def __init__(self, connection: ClientConnection) -> None:
+        super().__init__([])
+        self._connection = connection

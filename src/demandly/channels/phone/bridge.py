@@ -285,6 +285,10 @@ class CallerSocket(Protocol):
 
     async def send(self, message: str) -> None: ...
 
+    async def send_all(self, messages: tuple[str, ...]) -> None:
+        """Messages in order, in one write to the socket when it can."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -493,8 +497,7 @@ class Bridge:
         if item_id in self.playback.truncated:
             return  # the caller interrupted this answer: its late audio is not played
         mark = self.playback.sent(item_id, payload_bytes(delta))
-        await self.caller.send(self.twilio.media(delta))
-        await self.caller.send(self.twilio.mark(mark))
+        await self.caller.send_all((self.twilio.media(delta), self.twilio.mark(mark)))
         if self._ending is not None:
             self._check_goodbye_played()
 

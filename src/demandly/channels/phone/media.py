@@ -14,9 +14,17 @@ import asyncio
 import contextlib
 import hmac
 import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
+from websockets.protocol import State
+
+try:
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+except ImportError:  # another ASGI server: every message takes the ASGI path
+    WebSocketsSansIOProtocol = None  # type: ignore[assignment,misc]
 
 from demandly.agents.models import AgentVersion
 from demandly.auth.dependencies import get_database
@@ -69,15 +77,26 @@ def _signature(call_id: str, expires: int) -> str:
 class _TwilioSocket:
     """The route's WebSocket as the bridge's ``CallerSocket``. Once Twilio has gone, sends
     are dropped: the call ends through ``receive`` returning None, not through an error on
-    the model's side of the bridge."""
+    the model's side of the bridge.
+
+    Under uvicorn's WebSocket protocol (``websockets``, sans-I/O: uvicorn's default), audio
+    and marks are written as frames straight onto its transport while the connection is open
+    and not asking to wait, a chunk and its mark in one write; the ASGI layers below the
+    route cost more per message than the bridge itself. Anything else (another server, a
+    closing connection, back-pressure) takes the ASGI path."""
 
     def __init__(self, websocket: WebSocket) -> None:
         self._websocket = websocket
         self._gone = False
+        self._server = _uvicorn_protocol(websocket)
+        # uvicorn's own ASGI receive (what Starlette's calls) once the socket is accepted.
+        self._receive: Callable[[], Awaitable[Mapping[str, Any]]] = (
+            websocket.receive if self._server is None else self._server.receive
+        )
 
     async def receive(self) -> str | None:
         try:
-            message = await self._websocket.receive()
+            message = await self._receive()
         except (WebSocketDisconnect, RuntimeError):
             message = {"type": "websocket.disconnect"}
         if message["type"] == "websocket.disconnect":
@@ -87,10 +106,19 @@ class _TwilioSocket:
         return text if isinstance(text, str) and len(text) <= MAX_MESSAGE_CHARS else ""
 
     async def send(self, message: str) -> None:
+        await self.send_all((message,))
+
+    async def send_all(self, messages: tuple[str, ...]) -> None:
         if self._gone:
             return
+        server = self._server
+        if server is not None and _writable_now(server):
+            frame = realtime.text_frame
+            server.transport.write(b"".join([frame(message.encode()) for message in messages]))
+            return
         try:
-            await self._websocket.send_text(message)
+            for message in messages:
+                await self._websocket.send_text(message)
         except (WebSocketDisconnect, RuntimeError, OSError):
             self._gone = True
 
@@ -98,6 +126,42 @@ class _TwilioSocket:
         if self._websocket.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await self._websocket.close(code=code)
+
+
+# What ``_writable_now`` reads of uvicorn's connection: should a release rename any of it, the
+# route keeps to the ASGI path.
+_UVICORN_ATTRIBUTES = (
+    "handshake_complete",
+    "close_sent",
+    "disconnected",
+    "writable",
+    "conn",
+    "transport",
+    "receive",
+)
+
+
+def _uvicorn_protocol(websocket: WebSocket) -> WebSocketsSansIOProtocol | None:
+    """uvicorn's connection behind the route, when the ASGI ``receive`` is its own (no
+    middleware wraps a WebSocket's receive)."""
+    if WebSocketsSansIOProtocol is None:
+        return None
+    owner = getattr(getattr(websocket, "_receive", None), "__self__", None)
+    if not isinstance(owner, WebSocketsSansIOProtocol):
+        return None
+    return owner if all(hasattr(owner, name) for name in _UVICORN_ATTRIBUTES) else None
+
+
+def _writable_now(server: WebSocketsSansIOProtocol) -> bool:
+    """Open both ways as uvicorn and ``websockets`` see it, and the transport not paused."""
+    return (
+        server.handshake_complete
+        and not server.close_sent
+        and not server.disconnected
+        and server.writable.is_set()
+        and server.conn.state is State.OPEN
+        and not server.transport.is_closing()
+    )
 
 
 @router.websocket("/twilio/media-stream")
