@@ -5,7 +5,8 @@ OpenAI Realtime protocol (its own process) is the model; this process plays Twil
 call (one WebSocket each, the documented Media Streams messages). Each call carries 50 frames
 of 20 ms μ-law a second each way: the caller's frames go to the model as
 ``input_audio_buffer.append``, the model's ``response.output_audio.delta``s come back as
-Twilio ``media``, each followed by a ``mark`` that the caller echoes.
+Twilio ``media``, with a ``mark`` after every 100 ms of audio (5 frames) that the caller
+echoes.
 
 Each frame carries the time it was sent (CLOCK_MONOTONIC, shared by the processes) and a
 sequence number, so the receiving end measures the one-way latency through the bridge and

@@ -1,9 +1,9 @@
 """A local server speaking the OpenAI Realtime protocol (GA event names), for the phone bridge's
 tests (the benchmark has a lean streaming one of its own: ``bench/realtime_stream.py``).
 
-On the first ``response.create`` it speaks a greeting (a few 20 ms
-μ-law deltas, all at once, faster than real time as the real API does). Caller audio that is
-not μ-law silence (0xFF) is speech: the stub's "server VAD" sends
+On the first ``response.create`` it speaks a greeting (a few 20 ms μ-law deltas, all at
+once, faster than real time as the real API does, then ``response.output_audio.done``).
+Caller audio that is not μ-law silence (0xFF) is speech: the stub's "server VAD" sends
 ``input_audio_buffer.speech_started``, and when silence follows, ``speech_stopped``, the
 caller's transcript and the next scripted answer (audio, its transcript, and optionally a
 function call). After a ``function_call_output`` and ``response.create`` it speaks the turn's
@@ -188,6 +188,15 @@ class _Conversation:
             self.last_audio_item = item
             for n in range(chunks):
                 await self.delta(item, response, 0x10 + n)
+            await self.send(
+                {
+                    "type": "response.output_audio.done",
+                    "response_id": response,
+                    "item_id": item,
+                    "output_index": 0,
+                    "content_index": 0,
+                }
+            )
             await self.send(
                 {
                     "type": "response.output_audio_transcript.done",

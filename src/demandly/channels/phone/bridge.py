@@ -4,11 +4,12 @@ the other, μ-law audio passed through untouched both ways.
 Shaped like a Pipecat pipeline, cut down to what a phone call needs: each side's wire
 messages become small frames (``TwilioFrames`` parses and serialises Twilio's), and two
 processors sit between the sides: ``Playback`` follows what the caller has actually heard
-(Twilio echoes each ``mark`` once the audio before it has played), and ``Bridge`` routes
-frames: caller audio to the model, model audio to the caller followed by a mark, the
-caller's voice over the model's (barge-in) to a Twilio ``clear`` plus a
-``conversation.item.truncate`` at the milliseconds heard, function calls to our tool
-registry, transcripts to the conversation.
+(Twilio echoes each ``mark`` once the audio before it has played; between marks the audio
+plays in real time), and ``Bridge`` routes frames: caller audio to the model, model audio to
+the caller with a mark every 100 ms of it and at the end of an answer, the caller's voice
+over the model's (barge-in) to a Twilio ``clear`` plus a ``conversation.item.truncate`` at
+the milliseconds heard, function calls to our tool registry, transcripts to the
+conversation.
 
 Nothing slow runs on the audio path: tools, transcripts and the end of the call run in their
 own tasks, so a tool that takes a second never holds up a frame.
@@ -20,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -41,6 +43,10 @@ log = get_logger(__name__)
 
 # μ-law at 8 kHz: one byte per sample, 8 bytes per millisecond.
 BYTES_PER_MS = 8
+BYTES_PER_SECOND = 1000 * BYTES_PER_MS
+# A mark goes to Twilio after this much audio of an answer (and at its end): each echo is a
+# message through the server, and the clock says what played in between.
+MARK_EVERY_BYTES = 100 * BYTES_PER_MS
 # Digits typed on the keypad go to the model together: after '#' or this pause.
 DTMF_PAUSE_SECONDS = 1.5
 # After the agent ends the call, its goodbye may still be playing: wait for the marks.
@@ -220,38 +226,75 @@ def _started(message: dict[str, Any], body: dict[str, Any]) -> Started | None:
 class Playback:
     """What the caller has heard of the model's latest answer.
 
-    Every chunk of model audio sent to Twilio is followed by a mark named here; Twilio
-    echoes a mark when the audio before it has played (or was cleared). So the bytes heard
-    of an item are the bytes sent up to its latest echoed mark, and ``bytes / 8`` the
-    milliseconds (μ-law, 8 kHz) — what ``conversation.item.truncate`` must be told, not the
-    milliseconds sent, which run ahead of the caller's ear by whatever Twilio has queued.
+    Model audio goes to Twilio with a mark after every ``MARK_EVERY_BYTES`` (100 ms) of an
+    answer, and one at its end; Twilio echoes a mark when the audio before it has played (or
+    was cleared). Between echoes the clock tells: audio plays in real time (8,000 bytes of
+    μ-law a second), so the bytes heard of an item are the bytes up to its latest echoed
+    mark plus the time since that echo, capped at the bytes sent. Before an item's first
+    echo they count from when its first chunk was sent (or, when the previous answer was
+    still queued at Twilio, from when that one will have played), and when Twilio's queue
+    has run dry, from when the next chunk was sent. ``bytes / 8`` are the milliseconds
+    ``conversation.item.truncate`` must be told, not the milliseconds sent, which run ahead
+    of the caller's ear by whatever Twilio has queued. ``playing`` stays true until every
+    byte sent is covered by a mark that came back: the goodbye waits for the echoes, not the
+    clock.
     """
 
+    clock: Callable[[], float] = time.monotonic
     item_id: str | None = None
     sent_bytes: int = 0
-    played_bytes: int = 0
+    marked_bytes: int = 0  # of the item, up to the latest mark sent
+    played_bytes: int = 0  # of the item, up to the latest mark echoed
     # Mark name -> (item id, bytes of that item sent up to the mark), in sending order.
     pending: dict[str, tuple[str, int]] = field(default_factory=dict)
     # Items cut off by the caller: their late audio is dropped, not played.
     truncated: set[str] = field(default_factory=set)
+    # The estimate's reference: the caller had heard this many bytes of the item at this time.
+    _heard_then: int = 0
+    _then: float = 0.0
     _count: int = 0
 
-    def sent(self, item_id: str, nbytes: int) -> str:
-        """Count a chunk sent; returns the name of the mark to send after it."""
+    def sent(self, item_id: str, nbytes: int) -> str | None:
+        """Count a chunk about to be sent; returns the name of a mark to send after it when
+        100 ms of the item have gone out since the last one."""
+        now = self.clock()
         if item_id != self.item_id:
-            self.item_id, self.sent_bytes, self.played_bytes = item_id, 0, 0
+            self._start(item_id, now)
+        elif self.heard_bytes(now) >= self.sent_bytes:
+            self._heard_then, self._then = self.sent_bytes, now  # it plays from now on
         self.sent_bytes += nbytes
+        if self.sent_bytes - self.marked_bytes >= MARK_EVERY_BYTES:
+            return self.mark()
+        return None
+
+    def _start(self, item_id: str, now: float) -> None:
+        queued = self.sent_bytes - self.heard_bytes(now)  # of the previous item, played first
+        self.item_id, self.sent_bytes, self.marked_bytes, self.played_bytes = item_id, 0, 0, 0
+        self._heard_then, self._then = 0, now + queued / BYTES_PER_SECOND
+
+    def mark(self) -> str | None:
+        """The name of a mark covering the audio sent since the last one; None when every
+        byte sent already has its mark."""
+        if self.item_id is None or self.sent_bytes == self.marked_bytes:
+            return None
+        self.marked_bytes = self.sent_bytes
         self._count += 1
         name = str(self._count)
-        self.pending[name] = (item_id, self.sent_bytes)
+        self.pending[name] = (self.item_id, self.sent_bytes)
         return name
 
     def played(self, name: str) -> None:
         """Twilio echoed a mark: the audio before it has been heard. Marks of audio cleared
         at a barge-in echo too; they were forgotten then and count for nothing."""
         entry = self.pending.pop(name, None)
-        if entry is not None and entry[0] == self.item_id:
-            self.played_bytes = max(self.played_bytes, entry[1])
+        if entry is not None and entry[0] == self.item_id and entry[1] >= self.played_bytes:
+            self.played_bytes = entry[1]
+            self._heard_then, self._then = entry[1], self.clock()
+
+    def heard_bytes(self, now: float) -> int:
+        """The bytes of the item heard by ``now``: see the class."""
+        since = round((now - self._then) * BYTES_PER_SECOND)
+        return max(0, min(self.sent_bytes, self._heard_then + since))
 
     @property
     def played_ms(self) -> int:
@@ -259,18 +302,23 @@ class Playback:
 
     @property
     def playing(self) -> bool:
-        """Whether audio sent to Twilio has not been heard yet."""
-        return bool(self.pending)
+        """Whether audio sent to Twilio is not known to be heard: a mark not echoed yet, or
+        audio sent after the latest mark (its mark is still to be sent)."""
+        return bool(self.pending) or self.sent_bytes > self.marked_bytes
 
     def interrupt(self) -> tuple[str, int] | None:
         """The caller spoke over the answer: the item to truncate and the milliseconds
         heard of it, or None when everything sent has been heard. Forgets the pending
-        marks (their audio is about to be cleared)."""
-        if not self.pending or self.item_id is None:
+        marks and the audio not heard yet (it is about to be cleared)."""
+        if self.item_id is None or not self.playing:
             return None
+        now = self.clock()
+        heard = self.heard_bytes(now)
         self.pending.clear()
         self.truncated.add(self.item_id)
-        return self.item_id, self.played_ms
+        self.sent_bytes = self.marked_bytes = self._heard_then = heard
+        self._then = now
+        return self.item_id, heard // BYTES_PER_MS
 
 
 # --- the bridge ----------------------------------------------------------------------------
@@ -310,6 +358,8 @@ class Bridge:
         caller: CallerSocket,
         model: realtime.RealtimeSocket,
         stream_sid: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -317,7 +367,7 @@ class Bridge:
         self.caller = caller
         self.model = model
         self.twilio = TwilioFrames(stream_sid)
-        self.playback = Playback()
+        self.playback = Playback(clock)
         self._digits: list[str] = []
         self._digit_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -464,6 +514,7 @@ class Bridge:
         handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             "input_audio_buffer.speech_started": self._barge_in,
             "response.created": self._response_created,
+            "response.output_audio.done": self._mark_sent_audio,
             "response.function_call_arguments.done": self._function_call,
             "response.done": self._response_done,
             "conversation.item.input_audio_transcription.completed": self._caller_said,
@@ -497,9 +548,21 @@ class Bridge:
         if item_id in self.playback.truncated:
             return  # the caller interrupted this answer: its late audio is not played
         mark = self.playback.sent(item_id, payload_bytes(delta))
-        await self.caller.send_all((self.twilio.media(delta), self.twilio.mark(mark)))
+        if mark is None and self._ending is not None:
+            mark = self.playback.mark()  # the goodbye check waits for every byte's mark
+        if mark is None:
+            await self.caller.send(self.twilio.media(delta))
+        else:
+            await self.caller.send_all((self.twilio.media(delta), self.twilio.mark(mark)))
         if self._ending is not None:
             self._check_goodbye_played()
+
+    async def _mark_sent_audio(self, event: dict[str, Any] | None = None) -> None:
+        """A mark after the audio sent since the last one: at the end of an answer, and
+        before the goodbye check."""
+        mark = self.playback.mark()
+        if mark is not None:
+            await self.caller.send(self.twilio.mark(mark))
 
     async def _barge_in(self, event: dict[str, Any]) -> None:
         cut = self.playback.interrupt()
@@ -591,11 +654,11 @@ class Bridge:
         if "transfer" in signals and await phone.transfer_media_call(
             self.db, self.settings, self.media
         ):
-            self._end("transferred", hang_up=False)
+            await self._end("transferred", hang_up=False)
             return False
         if "end" in signals or call.name in ENDING_TOOLS:
             reason = str((signals.get("end") or {}).get("reason") or call.name)
-            self._end(reason, hang_up=True)
+            await self._end(reason, hang_up=True)
             return False
         return True
 
@@ -603,6 +666,7 @@ class Bridge:
         response = event.get("response")
         response_id = response.get("id") if isinstance(response, dict) else None
         runs = self._tool_runs.pop(str(response_id), None)
+        await self._mark_sent_audio()  # (when the answer's audio did not say it was done)
         if runs:
             self._spawn(self._continue_after(runs))
         elif self._ending is not None:
@@ -617,15 +681,17 @@ class Bridge:
 
     # - ending -
 
-    def _end(self, reason: str, *, hang_up: bool) -> None:
+    async def _end(self, reason: str, *, hang_up: bool) -> None:
         if self._ending is None:
             self._ending = _Ending(reason, hang_up)
             loop = asyncio.get_running_loop()
             loop.call_later(GOODBYE_WAIT_SECONDS, self._ended.set)
+            await self._mark_sent_audio()
             self._check_goodbye_played()
 
     def _check_goodbye_played(self) -> None:
-        """The call ends once the goodbye has been heard (every mark echoed)."""
+        """The call ends once the goodbye has been heard (every byte sent under a mark, every
+        mark echoed)."""
         if not self.playback.playing:
             self._ended.set()
 
