@@ -55,6 +55,33 @@ async def start(
     consent: bool,
 ) -> tuple[Conversation, str]:
     """A new conversation with its greeting; returns it and the visitor's token (shown once)."""
+    conversation, token, _ = await start_with_greeting(
+        session,
+        agency_id=agency_id,
+        client_id=client_id,
+        agent_id=agent_id,
+        agent_version_id=agent_version_id,
+        channel=channel,
+        language=language,
+        greeting=greeting,
+        consent=consent,
+    )
+    return conversation, token
+
+
+async def start_with_greeting(
+    session: AsyncSession,
+    *,
+    agency_id: str,
+    client_id: str,
+    agent_id: str,
+    agent_version_id: str,
+    channel: Channel,
+    language: str,
+    greeting: str,
+    consent: bool,
+) -> tuple[Conversation, str, Message]:
+    """``start``, also returning the greeting message as stored."""
     now = utcnow()
     token = random_token(VISITOR_TOKEN_PREFIX)
     conversation = Conversation(
@@ -68,13 +95,15 @@ async def start(
         visitor_token_hash=hash_token(token),
         consent_at=now if consent else None,
         last_activity_at=now,
+        updated_at=now,
         lead_fields={},
-        message_count=0,
+        # The greeting, stored with it, is message 1.
+        message_count=1,
         turns_without_progress=0,
     )
     session.add(conversation)
+    message = add_at(session, conversation, 1, MessageRole.ASSISTANT, greeting, model="greeting")
     await session.flush()
-    await append(session, conversation, MessageRole.ASSISTANT, greeting, model="greeting")
     await emit(
         session,
         CONVERSATION_STARTED,
@@ -84,7 +113,7 @@ async def start(
         entity_id=conversation.id,
         payload={"agent_id": agent_id, "channel": channel.value},
     )
-    return conversation, token
+    return conversation, token, message
 
 
 async def by_visitor_token(
@@ -168,6 +197,21 @@ async def advance(
         utcnow(),
         turns_without_progress,
         one_more_turn_without_progress=one_more_turn_without_progress,
+    )
+    if conversation is None:
+        raise NotFound("Conversation not found.")
+    return conversation
+
+
+async def count_visitor_message(
+    session: AsyncSession, conversation_id: str, token: str
+) -> Conversation:
+    """The conversation the visitor's token belongs to, with the position of the visitor's
+    next message reserved (its ``message_count``) and its activity time set: one
+    ``UPDATE … RETURNING`` that checks the token, finds and locks the row. 404 for any
+    mismatch, as ``by_visitor_token``. The caller rolls back if it refuses the message."""
+    conversation = await ConversationRepository(session).advance(
+        conversation_id, 1, utcnow(), visitor_token_hash=hash_token(token)
     )
     if conversation is None:
         raise NotFound("Conversation not found.")

@@ -206,6 +206,24 @@ class TurnRunner:
         visitor's token that does not fit raises ``NotFound``."""
         first = who if isinstance(who, Scope) else Scope.for_system()
         async with self.db.session(first, actor) as session:
+            if isinstance(who, VisitorAccess):
+                counted = await self._count_visitor_message(
+                    session, who, conversation_id, actor, client_message_id
+                )
+                if counted is not None:
+                    conversation, scope = counted
+                    turn = Turn(scope=scope, actor=actor, conversation=conversation)
+                    user_message = conversations.add_at(
+                        session,
+                        conversation,
+                        conversation.message_count,
+                        MessageRole.USER,
+                        text,
+                        client_message_id=client_message_id,
+                    )
+                    turn.events.append(_message_event(user_message))
+                    return await self._end_first_transaction(session, turn)
+                who = VisitorAccess(who.token)  # admitted already
             conversation, scope = await self._open(session, who, conversation_id, actor)
             conversations.ensure_open(conversation)
             turn = Turn(scope=scope, actor=actor, conversation=conversation)
@@ -226,10 +244,40 @@ class TurnRunner:
                     client_message_id=client_message_id,
                 )
                 turn.events.append(_message_event(user_message))
-            if conversation.status != ConversationStatus.HANDOFF:  # else a person answers
-                turn.prepared = await self._prepare(session, conversation)
-            await session.commit()
+            return await self._end_first_transaction(session, turn)
+
+    async def _end_first_transaction(self, session: AsyncSession, turn: Turn) -> Turn:
+        """The end of the first transaction: what the model needs read, all of it stored."""
+        if turn.conversation.status != ConversationStatus.HANDOFF:  # else a person answers
+            turn.prepared = await self._prepare(session, turn.conversation)
+        await session.commit()
         return turn
+
+    async def _count_visitor_message(
+        self,
+        session: AsyncSession,
+        who: VisitorAccess,
+        conversation_id: str,
+        actor: Actor | None,
+        client_message_id: str | None,
+    ) -> tuple[Conversation, Scope] | None:
+        """A visitor's new message: the token checked and the message's position reserved in
+        one statement (a refusal raises, and the session's rollback undoes it). None, with the
+        transaction rolled back, when the message is a retry of one already stored: ``_open``
+        then answers it as before."""
+        conversation = await conversations.count_visitor_message(
+            session, conversation_id, who.token
+        )
+        scope = Scope.for_client(conversation.agency_id, conversation.client_id)
+        await set_scope(session, scope, actor)
+        who.admit(conversation)
+        conversations.ensure_open(conversation)
+        if client_message_id and await conversations.repeat_of(
+            session, conversation, client_message_id
+        ):
+            await session.rollback()
+            return None
+        return conversation, scope
 
     async def _open(
         self,

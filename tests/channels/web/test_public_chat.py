@@ -246,3 +246,67 @@ async def test_within_opening_hours_the_greeting_stays_as_written(
 ) -> None:
     shown = (await visitor.get(f"{API}/public/agents/{agent.public_key}")).json()["greeting"]
     assert shown == "Guten Tag, hier ist Lena von der Praxis. Wie kann ich helfen?"
+
+
+async def _stored(db: Database, conversation_id: str) -> tuple[int, int, datetime | None]:
+    """The conversation's message count, its messages stored, and its last activity."""
+    from demandly.conversations.models import Conversation
+
+    async with db.session(Scope.for_system()) as session:
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None
+        stored = await session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.conversation_id == conversation_id)
+        )
+    return conversation.message_count, int(stored or 0), conversation.last_activity_at
+
+
+async def test_a_token_of_another_conversation_changes_neither(
+    visitor: httpx.AsyncClient, agent: PublishedAgent, db: Database
+) -> None:
+    """The token is checked in the statement that counts the visitor's message: a token that
+    does not fit the conversation is refused and touches no conversation."""
+    mine = await start(visitor, agent.public_key)
+    other = await start(visitor, agent.public_key)
+    before = [await _stored(db, c["conversation_id"]) for c in (mine, other)]
+    response = await visitor.post(
+        f"{API}/public/conversations/{other['conversation_id']}/messages",
+        json={"text": "Hallo"},
+        headers=bearer(mine),
+    )
+    assert response.status_code == 401
+    assert [await _stored(db, c["conversation_id"]) for c in (mine, other)] == before
+
+
+async def test_an_ended_conversation_takes_no_message(
+    visitor: httpx.AsyncClient, agent: PublishedAgent, db: Database
+) -> None:
+    from demandly.conversations import service
+
+    started = await start(visitor, agent.public_key)
+    async with db.session(Scope.for_system()) as session:
+        conversation = await service.get(session, started["conversation_id"])
+        await service.end(session, conversation, "finished")
+        await session.commit()
+    before = await _stored(db, started["conversation_id"])
+    response = await visitor.post(
+        f"{API}/public/conversations/{started['conversation_id']}/messages",
+        json={"text": "Hallo?"},
+        headers=bearer(started),
+    )
+    assert response.status_code == 410
+    assert await _stored(db, started["conversation_id"]) == before
+
+
+async def test_a_retried_message_leaves_the_count_as_it_was(
+    visitor: httpx.AsyncClient, agent: PublishedAgent, db: Database
+) -> None:
+    """A retry is answered from what is stored: no position is reserved for it."""
+    started = await start(visitor, agent.public_key)
+    await say(visitor, started, "Hallo", client_message_id="m-1")
+    before = await _stored(db, started["conversation_id"])
+    await say(visitor, started, "Hallo", client_message_id="m-1")
+    assert await _stored(db, started["conversation_id"]) == before
+    assert before[0] == before[1]

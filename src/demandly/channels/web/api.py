@@ -80,16 +80,18 @@ def check_origin(request: Request, allowed: list[str]) -> None:
 
 
 async def _published(
-    request: Request, public_key: str
-) -> tuple[agents.PublishedAgent, Client, Agency]:
+    request: Request, public_key: str, *, with_agency: bool = True
+) -> tuple[agents.PublishedAgent, Client, Agency | None]:
+    """The published agent and its client, and its agency when asked for (its branding);
+    ``agent_by_public_key`` has already refused a suspended client or agency."""
     db = get_database(request)
     async with db.session(Scope.for_system()) as session:
         found = await agents.agent_by_public_key(session, public_key)
         if found is None:
             raise NotFound("No such agent.")
         client = await session.get(Client, found.agent.client_id)
-        agency = await session.get(Agency, found.agent.agency_id)
-    assert client is not None and agency is not None
+        agency = await session.get(Agency, found.agent.agency_id) if with_agency else None
+    assert client is not None and (agency is not None or not with_agency)
     return found, client, agency
 
 
@@ -117,6 +119,7 @@ def _public(message_dict: dict) -> s.PublicMessage:  # type: ignore[type-arg]
 async def get_public_agent(public_key: PublicKey, request: Request) -> s.PublicAgent:
     """Brand, greeting and privacy notice: all the widget needs before the visitor agrees."""
     found, client, agency = await _published(request, public_key)
+    assert agency is not None
     definition = agents.definition_of(found.version)
     check_origin(request, definition.widget.allowed_origins)
     context = agents.agent_context(found.version, client)
@@ -151,14 +154,14 @@ async def start_conversation(
 ) -> s.ConversationStarted:
     """Start a conversation once the visitor accepted the privacy notice; answers the token."""
     starts_per_ip.check(f"ip:{client_ip(request)}")
-    found, client, _ = await _published(request, public_key)
+    found, client, _ = await _published(request, public_key, with_agency=False)
     definition = agents.definition_of(found.version)
     check_origin(request, definition.widget.allowed_origins)
     context = agents.agent_context(found.version, client)
     db = get_database(request)
     scope = Scope.for_client(found.agent.agency_id, found.agent.client_id)
     async with db.session(scope, _visitor(request)) as session:
-        conversation, token = await conversations.start(
+        conversation, token, greeting = await conversations.start_with_greeting(
             session,
             agency_id=found.agent.agency_id,
             client_id=found.agent.client_id,
@@ -169,13 +172,12 @@ async def start_conversation(
             greeting=_greeting(context),
             consent=data.consent,
         )
-        greeting = await conversations.messages(session, conversation.id)
         await session.commit()
     return s.ConversationStarted(
         conversation_id=conversation.id,
         token=token,
         status=conversation.status,
-        messages=[_public(message_view(m)) for m in greeting if visible(m)],
+        messages=[_public(message_view(greeting))] if visible(greeting) else [],
     )
 
 
