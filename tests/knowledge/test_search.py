@@ -11,7 +11,7 @@ import pytest
 from demandly.config import reset_settings_cache
 from demandly.kit.context import Scope
 from demandly.kit.db import Database
-from demandly.knowledge import service
+from demandly.knowledge import index, service
 from demandly.knowledge.index import NOT_KNOWN_BELOW
 from tests.factories import Tenant, World
 from tests.knowledge.conftest import (
@@ -167,6 +167,25 @@ async def test_retrieval_never_returns_another_tenants_passages(
     async with db.session(Scope.for_client(tenant.agency.id, tenant.clients[0].id)) as session:
         [passage] = await service.retrieve(session, [mine["id"]], "Tresorcode 4711")
     assert passage.text == "Tresorcode 4711" and passage.answers
+
+
+async def test_the_index_search_applies_each_sessions_scope(
+    client: httpx.AsyncClient, tenant: Tenant, world: World, db: Database
+) -> None:
+    """The search's statements are built once per process; the scope of each session must
+    still apply to them. Past the visibility check of ``retrieve`` (given another agency's
+    base id directly), the index search finds nothing for the other agency."""
+    mine = await create_base(client, tenant)
+    await add_source(
+        client, tenant, mine["id"], {"kind": "text", "title": "Geheim", "text": "Tresorcode 4711"}
+    )
+    await run_jobs(db)
+    groups = index.query_groups("Tresorcode 4711")
+    async with db.session(Scope.for_agency(tenant.agency.id)) as session:
+        [hit] = await index.search(session, [mine["id"]], groups, 5)
+    assert hit.chunk.text == "Tresorcode 4711" and hit.coverage == 1.0
+    async with db.session(Scope.for_agency(world.b.agency.id)) as session:
+        assert await index.search(session, [mine["id"]], groups, 5) == []
 
 
 async def test_a_search_of_one_base_sees_no_other_base(

@@ -23,11 +23,11 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from itertools import combinations
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import bindparam, func, literal_column, select, text
+from sqlalchemy import Integer, Select, bindparam, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from demandly.engine.offline.language import STOP_WORDS, SYNONYMS, fold_spelling, stem, words
@@ -136,6 +136,7 @@ def coverage(groups: Sequence[Group], search_text: str) -> float:
 class Hit:
     chunk: KnowledgeChunk
     rank: float  # BM25 of the passage for the question, larger is better
+    coverage: float  # share of the question's words in the passage (``coverage``)
 
 
 # A round reads at most this many matching passages from the index, unranked (in the index's
@@ -189,9 +190,11 @@ async def search(
     if not found:
         return []
     ranker = await _Ranker.of(session, backend, stats, groups, found)
-    best = sorted(found, key=lambda key: ranker.order(found[key]))[:limit]
+    measured = {key: ranker.measure(counts) for key, counts in ranker.counted.items()}
+    # Most of the question's words first, then BM25.
+    best = sorted(measured, key=lambda key: (-measured[key][0], -measured[key][1]))[:limit]
     chunks = await backend.load(session, best)
-    return [Hit(chunks[key], ranker.bm25(found[key])) for key in best if key in chunks]
+    return [Hit(chunks[key], measured[key][1], measured[key][0]) for key in best if key in chunks]
 
 
 async def _round(
@@ -287,9 +290,14 @@ class _Stats:
 
 @dataclass
 class _Ranker:
+    """Ranks the candidates of a search: each one's words are counted once (``counted``), and
+    the inverse document frequencies of the question's terms are taken once (``idf``)."""
+
     groups: Sequence[Group]
     stats: _Stats
+    counted: dict[Key, Counter[str]]
     terms: frozenset[str] = frozenset()
+    idf: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     async def of(
@@ -302,31 +310,33 @@ class _Ranker:
     ) -> _Ranker:
         """A ranker with the document frequencies of the question's terms that occur in the
         candidates (the others add nothing to any score)."""
-        wanted = set().union(*(g.terms for g in groups))
-        present = {t for text in found.values() for t in text.split() if t in wanted}
+        wanted = frozenset().union(*(g.terms for g in groups))
+        counted = {key: Counter(body.split()) for key, body in found.items()}
+        present = {t for counts in counted.values() for t in wanted & counts.keys()}
         if not stats.average_length:
-            lengths = [len(text.split()) for text in found.values()]
+            lengths = [counts.total() for counts in counted.values()]
             stats.average_length = sum(lengths) / len(lengths)
         if stats.rows:
             stats.df |= await backend.frequencies(session, present - stats.df.keys())
-        return cls(groups, stats, frozenset(wanted))
+        idf = {term: stats.idf(term) for term in present}
+        return cls(groups, stats, counted, wanted, idf)
 
-    def bm25(self, search_text: str) -> float:
+    def measure(self, counts: Counter[str]) -> tuple[float, float]:
+        """A candidate's coverage of the question and its BM25 (from its counted words)."""
+        covered = sum(1 for group in self.groups if any(t in counts for t in group.terms))
+        return covered / len(self.groups), self.bm25(counts)
+
+    def bm25(self, counts: Counter[str]) -> float:
         """BM25 of a passage over the question's terms, as FTS5 computes it: a passage that
         holds a whole compound of the question (and so every part of it) outranks one that
         holds only a part."""
-        counts = Counter(search_text.split())
-        length = sum(counts.values())
+        length = counts.total()
         norm = BM25_K1 * (1 - BM25_B + BM25_B * length / max(self.stats.average_length, 1.0))
         total = 0.0
         for term in self.terms & counts.keys():
             tf = counts[term]
-            total += self.stats.idf(term) * tf * (BM25_K1 + 1) / (tf + norm)
+            total += self.idf[term] * tf * (BM25_K1 + 1) / (tf + norm)
         return total
-
-    def order(self, search_text: str) -> tuple[float, float]:
-        """Sort key: most of the question's words first, then BM25."""
-        return (-coverage(self.groups, search_text), -self.bm25(search_text))
 
 
 Key = int | str  # a candidate: its chunk's rowid (SQLite) or id (PostgreSQL)
@@ -451,34 +461,49 @@ class _Sqlite:
         alternatives: Alternatives,
         count: int,
     ) -> dict[Key, str]:
-        # The index's matches (no ORDER BY: FTS5 then streams them by rowid and stops at the
-        # limit) joined to their chunks by the unique index_rowid, so that the candidates are
-        # chunks the session's scope lets through, and ``load`` needs no second look-up. The
-        # matches are a subquery because with a plain join SQLite's planner (no statistics)
-        # walks the agency's chunks and probes the index for each (seconds at 100k).
-        matches = (
-            select(literal_column("rowid").label("rowid"))
-            .select_from(text("knowledge_fts"))
-            .where(text("knowledge_fts MATCH :match"))
-            .limit(count)
-            .subquery("matches")
+        rows = await session.execute(
+            _sqlite_candidates(), {"match": _fts_match(kb_ids, alternatives), "count": count}
         )
-        statement = select(_CHUNK_ROWID, KnowledgeChunk.search_text).join_from(
-            matches, KnowledgeChunk, KnowledgeChunk.index_rowid == matches.c.rowid
-        )
-        rows = await session.execute(statement, {"match": _fts_match(kb_ids, alternatives)})
         return {int(rowid): str(body) for rowid, body in rows.all()}
 
     async def load(self, session: AsyncSession, keys: list[Key]) -> dict[Key, KnowledgeChunk]:
-        # By the chunks' own rowids, which SQLite seeks next to the scope's ``agency_id = ?``
-        # (given ``index_rowid IN (...)`` instead, its planner walks the agency's index).
-        rows = await session.execute(
-            select(_CHUNK_ROWID, KnowledgeChunk).where(_CHUNK_ROWID.in_(keys))
-        )
+        rows = await session.execute(_sqlite_load(), {"keys": keys})
         return {int(rowid): chunk for rowid, chunk in rows.all()}
 
 
 _CHUNK_ROWID = literal_column("knowledge_chunks.rowid")
+
+
+# The statements of every search are built once (building one costs about as much as running
+# it); only their parameters change.
+
+
+@cache
+def _sqlite_candidates() -> Select[Any]:
+    """The index's matches (no ORDER BY: FTS5 then streams them by rowid and stops at the
+    limit) joined to their chunks by the unique index_rowid, so that the candidates are chunks
+    the session's scope lets through, and ``load`` needs no second look-up. The matches are a
+    subquery because with a plain join SQLite's planner (no statistics) walks the agency's
+    chunks and probes the index for each (seconds at 100k)."""
+    matches = (
+        select(literal_column("rowid").label("rowid"))
+        .select_from(text("knowledge_fts"))
+        .where(text("knowledge_fts MATCH :match"))
+        .limit(bindparam("count", type_=Integer))
+        .subquery("matches")
+    )
+    return select(_CHUNK_ROWID, KnowledgeChunk.search_text).join_from(
+        matches, KnowledgeChunk, KnowledgeChunk.index_rowid == matches.c.rowid
+    )
+
+
+@cache
+def _sqlite_load() -> Select[Any]:
+    """Chunks by their own rowids, which SQLite seeks next to the scope's ``agency_id = ?``
+    (given ``index_rowid IN (...)`` instead, its planner walks the agency's index)."""
+    return select(_CHUNK_ROWID, KnowledgeChunk).where(
+        _CHUNK_ROWID.in_(bindparam("keys", expanding=True))
+    )
 
 
 # Frequencies on PostgreSQL are counted in the searched bases up to this (enough to tell

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
@@ -31,7 +32,8 @@ class KnowledgeRepository:
 
     # --- bases (a deleted client takes its bases out of sight at once)
 
-    def bases(self, client_id: str | None = None) -> Select[Any]:
+    @staticmethod
+    def bases(client_id: str | None = None) -> Select[Any]:
         statement = (
             select(KnowledgeBase)
             .join(Client, Client.id == KnowledgeBase.client_id)
@@ -48,11 +50,7 @@ class KnowledgeRepository:
 
     async def languages(self, kb_ids: Sequence[str]) -> dict[str, str]:
         """The visible bases among ``kb_ids``, with their language."""
-        rows = await self.session.execute(
-            self.bases()
-            .where(KnowledgeBase.id.in_(list(kb_ids)))
-            .with_only_columns(KnowledgeBase.id, KnowledgeBase.language)
-        )
+        rows = await self.session.execute(_languages_statement(), {"kb_ids": list(kb_ids)})
         return {row.id: row.language for row in rows}
 
     # --- sources
@@ -136,3 +134,13 @@ class KnowledgeRepository:
             statement = statement.where(KnowledgeChunk.id.in_(list(ids)))
         rows = await self.session.execute(statement)
         return [(chunk, vector) for chunk, vector in rows.all()]
+
+
+@cache
+def _languages_statement() -> Select[Any]:
+    """Built once: every search asks it first, and building it costs more than running it."""
+    return (
+        KnowledgeRepository.bases()
+        .where(KnowledgeBase.id.in_(bindparam("kb_ids", expanding=True)))
+        .with_only_columns(KnowledgeBase.id, KnowledgeBase.language)
+    )

@@ -334,7 +334,7 @@ async def retrieve(
     def scored_chunk(chunk: KnowledgeChunk, rank: float) -> tuple[KnowledgeChunk, float]:
         return chunk, index.score(index.coverage(groups, chunk.search_text), rank, best)
 
-    scored = {hit.chunk.id: scored_chunk(hit.chunk, hit.rank) for hit in hits}
+    scored = {hit.chunk.id: (hit.chunk, index.score(hit.coverage, hit.rank, best)) for hit in hits}
     order = sorted(scored, key=lambda chunk_id: -scored[chunk_id][1])
     if embedder is not None:
         dense = await _dense_ranking(session, embedder, visible, query, scored, limit)
