@@ -26,6 +26,7 @@ from demandly.agents.schemas import QualificationField
 from demandly.audit.service import record
 from demandly.conversations.models import Conversation
 from demandly.jobs.service import emit
+from demandly.kit.cache import TTLCache
 from demandly.kit.errors import Conflict, NotFound, ValidationFailed
 from demandly.kit.time import utcnow
 from demandly.leads import schemas as s
@@ -281,6 +282,10 @@ async def form_of(session: AsyncSession, lead: Lead) -> list[QualificationField]
     return await form_for(session, lead.conversation_id, lead.agent_id)
 
 
+# A published version never changes: its form is kept per process once read.
+_version_forms = TTLCache[str, tuple[QualificationField, ...]](ttl_seconds=3600, max_items=2000)
+
+
 async def form_for(
     session: AsyncSession, conversation_id: str | None, agent_id: str | None
 ) -> list[QualificationField]:
@@ -288,15 +293,25 @@ async def form_for(
     if conversation_id is not None:
         conversation = await session.get(Conversation, conversation_id)
         version_id = conversation.agent_version_id if conversation is not None else None
-    source: Agent | AgentVersion | None = None
     if version_id is not None:
-        source = await session.get(AgentVersion, version_id)
-    elif agent_id is not None:
+        return list(await _version_form(session, version_id))
+    source: Agent | AgentVersion | None = None
+    if agent_id is not None:
         agent = await session.get(Agent, agent_id)
         if agent is not None and agent.current_version_id is not None:
             source = await session.get(AgentVersion, agent.current_version_id)
         source = source or agent
     return list(agents.definition_of(source).qualification) if source is not None else []
+
+
+async def _version_form(session: AsyncSession, version_id: str) -> tuple[QualificationField, ...]:
+    form = _version_forms.get(version_id)
+    if form is None:
+        version = await session.get(AgentVersion, version_id)
+        form = tuple(agents.definition_of(version).qualification) if version is not None else ()
+        if version is not None:
+            _version_forms.put(version_id, form)
+    return form
 
 
 def _check_answer(item: QualificationField, value: Any, region: str) -> Any:
@@ -534,10 +549,8 @@ async def create_lead(session: AsyncSession, client: Client, data: s.LeadCreate)
     if data.owner_id is not None:
         await _check_owner(session, data.owner_id, lead)
         lead.owner_id = data.owner_id
-    session.add(lead)
-    await session.flush()
-    await _emit(session, lead, LEAD_CREATED)
-    await _settle(session, lead, form, requested=None if data.status == "new" else data.status)
+    requested = None if data.status == "new" else data.status
+    await _settle(session, lead, form, requested=requested, created=True)
     return lead
 
 
@@ -582,9 +595,13 @@ async def _settle(
     lead: Lead,
     form: list[QualificationField],
     requested: str | None = None,
+    *,
+    created: bool = False,
 ) -> None:
     """Recompute the score; apply a requested status, or qualify a new lead whose required
-    answers are in and whose score reaches the threshold. Becoming qualified is an event."""
+    answers are in and whose score reaches the threshold. Becoming qualified is an event.
+    A lead ``created`` now is added here, after the reads, so that it is written once,
+    already settled, and ``lead.created`` comes before ``lead.qualified``."""
     settings = await settings_of(session, lead.client_id)
     lead.score = score(lead.answers, settings.rules)
     before = lead.status
@@ -601,7 +618,11 @@ async def _settle(
     became_qualified = lead.status == LeadStatus.QUALIFIED and before != LeadStatus.QUALIFIED
     if became_qualified:
         lead.qualified_at = utcnow()
+    if created:
+        session.add(lead)
     await session.flush()
+    if created:
+        await _emit(session, lead, LEAD_CREATED)
     if became_qualified:
         await _emit(session, lead, LEAD_QUALIFIED)
 
@@ -690,15 +711,9 @@ async def capture(session: AsyncSession, conversation: Conversation, region: str
     created = lead is None
     if lead is None:
         lead = await _lead_for(session, conversation)
-        lead.contact_id = contact_id
-        lead.answers = answers
-        session.add(lead)
-        await session.flush()
-        await _emit(session, lead, LEAD_CREATED)
-    else:
-        lead.answers = answers
-        lead.contact_id = contact_id
-    await _settle(session, lead, form)
+    lead.answers = answers
+    lead.contact_id = contact_id
+    await _settle(session, lead, form, created=created)
     return Captured(lead=lead, created=created)
 
 
@@ -720,10 +735,10 @@ async def qualify_from_conversation(
 ) -> Lead:
     """The agent's verdict on the conversation's lead (made now if there is none yet)."""
     lead = await LeadRepository(session).lead_of_conversation(conversation.id)
-    if lead is None:
-        lead = await _lead_for(session, conversation)
-        lead.answers = dict(conversation.lead_fields or {})
-        session.add(lead)
-        await session.flush()
-        await _emit(session, lead, LEAD_CREATED)
-    return await set_status(session, lead, status, reason[:200])
+    if lead is not None:
+        return await set_status(session, lead, status, reason[:200])
+    lead = await _lead_for(session, conversation)
+    lead.answers = dict(conversation.lead_fields or {})
+    lead.status_reason = reason[:200]
+    await _settle(session, lead, await form_of(session, lead), requested=status, created=True)
+    return lead
