@@ -3,8 +3,9 @@
 Each agency has a chain (``chain`` = agency id; events outside any agency go to the
 ``platform`` chain). An event's hash covers its fields and the previous event's hash, so editing,
 removing or reordering an event breaks every link after it. Writers of one chain are serialised
-by the chain's ``audit_heads`` row: locked with ``SELECT … FOR UPDATE`` on PostgreSQL; on SQLite
-every write transaction already holds the database's write lock (``BEGIN IMMEDIATE``).
+by the chain's ``audit_heads`` row: locked with ``SELECT … FOR UPDATE`` on PostgreSQL (or by the
+``UPDATE`` that moves it, when the process knew the head already); on SQLite every write
+transaction already holds the database's write lock (``BEGIN IMMEDIATE``).
 
 This module works on a plain (sync) ``Connection`` so that it runs inside a flush, where the
 ORM may not be re-entered.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, insert, select, update
+from sqlalchemy import String, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -58,6 +59,23 @@ _MAX_LENGTHS = {
     for column in _events.columns
     if isinstance(column.type, String) and column.type.length
 }
+
+# Built once: every append runs them, and building them cost about as much as running them.
+_LOCK_HEAD = (
+    select(_heads.c.seq, _heads.c.last_hash)
+    .where(_heads.c.chain == bindparam("head"))
+    .with_for_update()
+)
+_INSERT_EVENTS = insert(_events)
+_MOVE_HEAD = (
+    update(_heads)
+    .where(
+        _heads.c.chain == bindparam("head"),
+        _heads.c.seq == bindparam("from_seq"),
+        _heads.c.last_hash == bindparam("from_hash"),
+    )
+    .values(seq=bindparam("to_seq"), last_hash=bindparam("to_hash"))
+)
 
 
 @dataclass(frozen=True)
@@ -99,17 +117,52 @@ def append_events(connection: Connection, actor: Actor, pending: Sequence[Pendin
         by_chain.setdefault(item.chain, []).append(item)
     # A fixed lock order keeps two transactions that touch the same chains from deadlocking.
     for chain in sorted(by_chain):
-        seq, last_hash = _lock_head(connection, chain)
-        rows = []
-        for item in by_chain[chain]:
-            seq += 1
-            row = _row(item, actor, chain, seq, last_hash)
-            last_hash = row["hash"]
-            rows.append(row)
-        connection.execute(insert(_events), rows)
-        connection.execute(
-            update(_heads).where(_heads.c.chain == chain).values(seq=seq, last_hash=last_hash)
-        )
+        items = by_chain[chain]
+        guess = _last_heads.get(chain)
+        if guess is None or not _append_after(connection, actor, chain, items, guess):
+            head = _lock_head(connection, chain)
+            if not _append_after(connection, actor, chain, items, head):
+                raise RuntimeError(f"the head of audit chain {chain!r} moved while locked")
+
+
+# The head each chain had after this process last appended to it: a guess that saves reading
+# the head first. It is never trusted: the head moves only if it still is the guess (checked by
+# the UPDATE that also takes the head's lock); another process or a rolled-back transaction
+# makes it wrong, and then the head is read, locked, as before.
+_last_heads: dict[str, tuple[int, str]] = {}
+
+
+def _append_after(
+    connection: Connection,
+    actor: Actor,
+    chain: str,
+    items: Sequence[PendingEvent],
+    head: tuple[int, str],
+) -> bool:
+    """Append ``items`` after ``head`` if that still is the chain's head; tells whether."""
+    seq, last_hash = head
+    rows = []
+    for item in items:
+        seq += 1
+        row = _row(item, actor, chain, seq, last_hash)
+        last_hash = row["hash"]
+        rows.append(row)
+    moved = connection.execute(
+        _MOVE_HEAD,
+        {
+            "head": chain,
+            "from_seq": head[0],
+            "from_hash": head[1],
+            "to_seq": seq,
+            "to_hash": last_hash,
+        },
+    )
+    if moved.rowcount != 1:
+        _last_heads.pop(chain, None)
+        return False
+    connection.execute(_INSERT_EVENTS, rows)
+    _last_heads[chain] = (seq, last_hash)
+    return True
 
 
 def _row(item: PendingEvent, actor: Actor, chain: str, seq: int, prev_hash: str) -> dict[str, Any]:
@@ -140,9 +193,8 @@ def _row(item: PendingEvent, actor: Actor, chain: str, seq: int, prev_hash: str)
 
 
 def _lock_head(connection: Connection, chain: str) -> tuple[int, str]:
-    locked = select(_heads.c.seq, _heads.c.last_hash).where(_heads.c.chain == chain)
-    locked = locked.with_for_update()
-    row = connection.execute(locked).first()
+    locked, head = _LOCK_HEAD, {"head": chain}
+    row = connection.execute(locked, head).first()
     if row is None:
         # Two first writers of a chain: one insert wins, the other waits for it and then
         # finds (and locks) the winner's row.
@@ -154,5 +206,5 @@ def _lock_head(connection: Connection, chain: str) -> tuple[int, str]:
             .values(chain=chain, seq=0, last_hash=GENESIS_HASH)
             .on_conflict_do_nothing(index_elements=["chain"])
         )
-        row = connection.execute(locked).one()
+        row = connection.execute(locked, head).one()
     return int(row.seq), str(row.last_hash)

@@ -74,18 +74,30 @@ class BookingRepository:
         return await self._one(statement)
 
     async def calendar_context(
-        self, calendar_id: str, *, for_update: bool = False, idempotency_key: str | None = None
+        self,
+        calendar_id: str,
+        *,
+        for_update: bool = False,
+        idempotency_key: str | None = None,
+        owners: bool = True,
     ) -> CalendarContext | None:
         """The calendar and what a booking on it reads besides (see ``CalendarContext``), in
-        one round trip. ``for_update`` locks the calendar row alone, as ``calendar`` does."""
+        one round trip. ``for_update`` locks the calendar row alone, as ``calendar`` does.
+        ``owners=False`` leaves out the client and the agency (None in the context): a
+        booking's own transaction does not need them, and each joined model costs the
+        statement its tenant criteria."""
         statement = (
-            select(Calendar, EventType, Client, Agency)
+            select(Calendar, EventType)
             .outerjoin(EventType, EventType.calendar_id == Calendar.id)
-            .outerjoin(Client, Client.id == Calendar.client_id)
-            .outerjoin(Agency, Agency.id == Calendar.agency_id)
             .where(Calendar.id == calendar_id)
             .order_by(EventType.position, EventType.id)
         )
+        if owners:
+            statement = (
+                statement.add_columns(Client, Agency)
+                .outerjoin(Client, Client.id == Calendar.client_id)
+                .outerjoin(Agency, Agency.id == Calendar.agency_id)
+            )
         if idempotency_key is not None:
             statement = statement.add_columns(Appointment).outerjoin(
                 Appointment,
@@ -101,10 +113,11 @@ class BookingRepository:
         rows = (await self.session.execute(statement)).all()
         if not rows:
             return None
-        calendar, _, client, agency = rows[0][:4]
-        keyed = rows[0][4] if idempotency_key is not None else None
-        kinds = [row[1] for row in rows if row[1] is not None]
-        return CalendarContext(calendar, kinds, client, agency, keyed)
+        first = rows[0]
+        client, agency = (first.Client, first.Agency) if owners else (None, None)
+        keyed = first.Appointment if idempotency_key is not None else None
+        kinds = [row.EventType for row in rows if row.EventType is not None]
+        return CalendarContext(first.Calendar, kinds, client, agency, keyed)
 
     async def calendar_by_slug(self, slug: str) -> Calendar | None:
         """A calendar of an active client of an active agency."""

@@ -449,11 +449,13 @@ async def _context(
     *,
     lock: bool = False,
     idempotency_key: str | None = None,
+    owners: bool = True,
 ) -> CalendarContext:
-    """The calendar with its event types, client and agency, in one statement; ``lock``
-    takes the calendar's row lock (PostgreSQL) that serialises its bookings."""
+    """The calendar with its event types, client and agency (unless ``owners=False``), in
+    one statement; ``lock`` takes the calendar's row lock (PostgreSQL) that serialises its
+    bookings."""
     context = await BookingRepository(session).calendar_context(
-        calendar_id, for_update=lock, idempotency_key=idempotency_key
+        calendar_id, for_update=lock, idempotency_key=idempotency_key, owners=owners
     )
     if context is None:
         raise NotFound("Calendar not found.")
@@ -484,7 +486,9 @@ async def book(
     key was used for another time)."""
     start = instant(start, "start")
     now = now or utcnow()
-    context = await _context(session, calendar.id, lock=True, idempotency_key=idempotency_key)
+    context = await _context(
+        session, calendar.id, lock=True, idempotency_key=idempotency_key, owners=False
+    )
     calendar, earlier = context.calendar, context.keyed
     if earlier is not None:
         if earlier.start_at != start:
@@ -573,7 +577,7 @@ async def reschedule(
     updated (SEQUENCE + 1) and the reminders move with it."""
     start = instant(start, "start")
     now = now or utcnow()
-    context = await _context(session, appt.calendar_id, lock=True)
+    context = await _context(session, appt.calendar_id, lock=True, owners=False)
     calendar = context.calendar
     appt = await get_appointment(session, appt.id, for_update=True)
     _require_confirmed(appt, "rescheduled")

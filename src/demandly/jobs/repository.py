@@ -7,15 +7,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, or_, select, update
+from sqlalchemy import Select, and_, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from demandly.jobs.models import DomainEvent, Job, JobStatus
 from demandly.kit.context import Scope
-from demandly.kit.db import grants_criteria
+from demandly.kit.db import as_written, grants_criteria
 from demandly.kit.pagination import PageParams, paginate
+
+# Built once (plain Core statements: nothing to scope, inserts are checked before).
+_INSERT_EVENT = insert(DomainEvent.__table__)
+_INSERT_JOBS = {
+    name: dialect_insert(Job.__table__)
+    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    .returning(Job.__table__.c.id)
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
 
 
 def _dialect_insert(session: AsyncSession) -> Any:
@@ -44,19 +53,18 @@ class JobRepository:
 
     async def insert_many(self, rows: list[dict[str, Any]]) -> list[Job]:
         """Insert jobs, skipping those whose idempotency key is taken (as ``insert`` does);
-        returns the ones inserted. The rows go as parameters of one cached statement, which
-        the driver sends as a single multi-row INSERT."""
-        statement = (
-            _dialect_insert(self.session)(Job)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(Job)
-        )
-        return list((await self.session.scalars(statement, rows)).all())
+        returns the ones inserted. The rows go as parameters of one statement built once,
+        which the driver sends as a single multi-row INSERT; only the ids of the rows written
+        come back (the ORM's bulk INSERT … RETURNING of whole jobs cost twice as much)."""
+        statement = _INSERT_JOBS[self.session.bind.dialect.name]
+        written = set((await self.session.execute(statement, rows)).scalars())
+        return [as_written(self.session, Job, row) for row in rows if row["id"] in written]
 
     async def insert_event(self, values: dict[str, Any]) -> DomainEvent:
-        statement = _dialect_insert(self.session)(DomainEvent).values(**values)
-        result = await self.session.execute(statement.returning(DomainEvent))
-        return result.scalar_one()  # type: ignore[no-any-return]
+        """Write the event and hand it back as written (``values`` hold every column; the
+        ORM's INSERT … RETURNING cost a third of an event's time)."""
+        await self.session.execute(_INSERT_EVENT, values)
+        return as_written(self.session, DomainEvent, values)
 
     async def update_where(
         self, job_id: str, condition: ColumnElement[bool], **values: Any
