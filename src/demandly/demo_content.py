@@ -575,7 +575,7 @@ async def _history_conversation(
     else:
         persona = agent.definition.get("persona_name") or "Lena"
         greeting = conversations.greeting_text(None, scene.language, persona, client.name)
-    conversation, _ = await conversations.start(
+    conversation, _, _ = await conversations.start(
         session,
         agency_id=client.agency_id,
         client_id=client.id,

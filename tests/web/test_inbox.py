@@ -43,7 +43,7 @@ async def started_by_service(db: Database, agent: PublishedAgent, channel: Chann
 
         row = await session.get(Agent, agent.id)
         assert row is not None and row.current_version_id
-        conversation, _ = await service.start(
+        conversation, _, _ = await service.start(
             session,
             agency_id=agent.tenant.agency.id,
             client_id=agent.tenant.clients[0].id,

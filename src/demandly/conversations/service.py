@@ -53,35 +53,9 @@ async def start(
     language: str,
     greeting: str,
     consent: bool,
-) -> tuple[Conversation, str]:
-    """A new conversation with its greeting; returns it and the visitor's token (shown once)."""
-    conversation, token, _ = await start_with_greeting(
-        session,
-        agency_id=agency_id,
-        client_id=client_id,
-        agent_id=agent_id,
-        agent_version_id=agent_version_id,
-        channel=channel,
-        language=language,
-        greeting=greeting,
-        consent=consent,
-    )
-    return conversation, token
-
-
-async def start_with_greeting(
-    session: AsyncSession,
-    *,
-    agency_id: str,
-    client_id: str,
-    agent_id: str,
-    agent_version_id: str,
-    channel: Channel,
-    language: str,
-    greeting: str,
-    consent: bool,
 ) -> tuple[Conversation, str, Message]:
-    """``start``, also returning the greeting message as stored."""
+    """A new conversation with its greeting; returns it, the visitor's token (shown once) and
+    the greeting as stored."""
     now = utcnow()
     token = random_token(VISITOR_TOKEN_PREFIX)
     conversation = Conversation(

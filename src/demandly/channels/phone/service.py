@@ -557,7 +557,7 @@ def _scope(call: Call | CallRef) -> Scope:
 
 
 async def _start_conversation(session: AsyncSession, call: Call, agent: _Agent) -> None:
-    conversation, _ = await conversations.start(
+    conversation, _, _ = await conversations.start(
         session,
         agency_id=call.agency_id,
         client_id=call.client_id,

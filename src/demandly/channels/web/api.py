@@ -161,7 +161,7 @@ async def start_conversation(
     db = get_database(request)
     scope = Scope.for_client(found.agent.agency_id, found.agent.client_id)
     async with db.session(scope, _visitor(request)) as session:
-        conversation, token, greeting = await conversations.start_with_greeting(
+        conversation, token, greeting = await conversations.start(
             session,
             agency_id=found.agent.agency_id,
             client_id=found.agent.client_id,

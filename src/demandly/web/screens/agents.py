@@ -336,7 +336,7 @@ async def start_test(page: PageDep, client_id: str, agent_id: str) -> Response:
     if version is None:
         return await _test_answer(page, client, agent, None, "Publish first.")
     context = service.agent_context(version, client)
-    conversation, _ = await conversations.start(
+    conversation, _, _ = await conversations.start(
         page.session,
         agency_id=agent.agency_id,
         client_id=agent.client_id,
