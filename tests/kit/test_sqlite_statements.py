@@ -1,14 +1,17 @@
-"""SQLite runs each statement in one hop to its thread (kit/db.py ``_OneHopCursor``): results,
+"""SQLite runs each statement on the event loop's thread (kit/sqlite.py ``_InlineCursor``): results,
 row counts, empty results and errors still behave as SQLAlchemy expects."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from sqlalchemy import exc, text
 
-from demandly.kit import db as kit_db
+from demandly.kit import sqlite as kit_sqlite
 from demandly.kit.db import Database
 
 
@@ -22,7 +25,7 @@ async def sqlite_db(tmp_path: Path):  # type: ignore[no-untyped-def]
 async def test_rows_counts_and_errors(sqlite_db: Database) -> None:
     async with sqlite_db.engine.begin() as connection:
         raw = await connection.get_raw_connection()
-        assert isinstance(raw.dbapi_connection, kit_db._OneHopConnection)
+        assert isinstance(raw.dbapi_connection, kit_sqlite._InlineConnection)
         await connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"))
         inserted = await connection.execute(
             text("INSERT INTO t (name) VALUES (:name)"), [{"name": "a"}, {"name": "b"}]
@@ -42,3 +45,90 @@ async def test_rows_counts_and_errors(sqlite_db: Database) -> None:
     async with sqlite_db.engine.begin() as connection:
         with pytest.raises(exc.IntegrityError):
             await connection.execute(text("INSERT INTO t (name) VALUES ('c')"))
+
+
+async def _count_turns_of_the_loop(counter: list[int]) -> None:
+    while True:
+        counter[0] += 1
+        await asyncio.sleep(0)
+
+
+async def test_a_lock_held_by_another_process_is_waited_for_off_the_event_loop(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    async with sqlite_db.engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"))
+    other = sqlite3.connect(tmp_path / "hop.db", isolation_level=None)  # "another process"
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t (name) VALUES ('theirs')")
+    turns = [0]
+    ticker = asyncio.create_task(_count_turns_of_the_loop(turns))
+    asyncio.get_running_loop().call_later(0.2, other.commit)
+    try:
+        before = turns[0]
+        async with sqlite_db.engine.begin() as connection:  # BEGIN IMMEDIATE waits here
+            await connection.execute(text("INSERT INTO t (name) VALUES ('ours')"))
+        waited_turns = turns[0] - before
+    finally:
+        ticker.cancel()
+        other.close()
+    assert waited_turns > 0  # the loop went on serving others while the write waited
+    async with sqlite_db.engine.connect() as connection:
+        names = (await connection.execute(text("SELECT name FROM t ORDER BY id"))).scalars()
+        assert names.all() == ["theirs", "ours"]
+
+
+async def test_a_statement_that_was_slow_runs_off_the_event_loop_next_time(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heavy = text(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) "
+        "SELECT count(*) FROM n"
+    )
+    turns = [0]
+    ticker = asyncio.create_task(_count_turns_of_the_loop(turns))
+    try:
+        async with sqlite_db.engine.connect() as connection:
+            await asyncio.sleep(0)
+            monkeypatch.setattr(kit_sqlite, "INLINE_LIMIT_S", 3600.0)
+            before = turns[0]
+            assert (await connection.execute(heavy)).scalar() == 200000
+            assert turns[0] == before  # fast enough: ran inline, the loop waited
+            monkeypatch.setattr(kit_sqlite, "INLINE_LIMIT_S", 0.0)  # every run counts as slow
+            for _ in range(2):  # slow twice in a row
+                before = turns[0]
+                assert (await connection.execute(heavy)).scalar() == 200000
+                assert turns[0] == before  # still inline
+            before = turns[0]
+            assert (await connection.execute(heavy)).scalar() == 200000
+            assert turns[0] > before  # ran in aiosqlite's thread: the loop went on
+    finally:
+        ticker.cancel()
+        kit_sqlite._slow_statements.clear()
+        kit_sqlite._slow_once.clear()
+
+
+async def test_committed_rows_reach_the_database_file_from_a_thread(
+    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kit_sqlite, "CHECKPOINT_EVERY_COMMITS", 4)  # the 4th: "c"
+    async with sqlite_db.engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"))
+    for name in ("a", "b", "c"):
+        async with sqlite_db.engine.begin() as connection:
+            await connection.execute(text("INSERT INTO t (name) VALUES (:name)"), {"name": name})
+
+    def rows_in_the_file_itself() -> int:
+        # immutable=1 reads the database file and ignores the write-ahead log.
+        uri = f"file:{tmp_path / 'hop.db'}?immutable=1"
+        with closing(sqlite3.connect(uri, uri=True)) as reader:
+            try:
+                return int(reader.execute("SELECT count(*) FROM t").fetchone()[0])
+            except sqlite3.OperationalError:  # the table is not in the file yet
+                return 0
+
+    for _ in range(500):  # the checkpoint runs in a worker thread: wait for it
+        if rows_in_the_file_itself() == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert rows_in_the_file_itself() == 3
