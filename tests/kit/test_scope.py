@@ -4,10 +4,10 @@ queries see only their tenant, writes outside the scope are refused."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from demandly.kit.context import Scope
-from demandly.kit.db import Database
+from demandly.kit.db import Database, ScopedQuery
 from demandly.kit.errors import NotFound, UnscopedQuery
 from demandly.tenancy.models import Agency, Client, Membership, User
 from tests.factories import World
@@ -79,3 +79,51 @@ def test_scope_merge_and_allows() -> None:
     assert Scope.for_client("a", "c1").merge(Scope.for_agency("a")).allows("a", None)
     assert Scope.for_system().allows("anything", None)
     assert not Scope().allows("a", "c1")
+
+
+# --- ScopedQuery: hot queries built once per scope, with the same criteria ----------------
+
+_CLIENTS_NAMED = ScopedQuery(
+    lambda tenant: select(Client).where(Client.name != bindparam("not_named"), tenant(Client))
+)
+
+
+async def _clients_by_scoped_query(db: Database, scope: Scope | None) -> set[str]:
+    async with db.session(scope) as session:
+        statement = _CLIENTS_NAMED.statement(session)
+        rows = await session.execute(statement, {"not_named": "nobody"})
+        return {client.id for client in rows.scalars()}
+
+
+async def test_a_scoped_query_sees_what_the_scope_sees_and_no_more(
+    db: Database, world: World
+) -> None:
+    first = world.a.clients[0]
+    agency_scope = Scope.for_agency(world.a.agency.id)
+    assert await _clients_by_scoped_query(db, agency_scope) == {c.id for c in world.a.clients}
+    client_scope = Scope.for_client(world.a.agency.id, first.id)
+    assert await _clients_by_scoped_query(db, client_scope) == {first.id}
+    member_scope = Scope.for_agency(world.b.agency.id, [world.b.clients[0].id])
+    assert await _clients_by_scoped_query(db, member_scope) == {world.b.clients[0].id}
+    everyone = await _clients_by_scoped_query(db, Scope.for_system())
+    assert {c.id for c in (*world.a.clients, *world.b.clients)} <= everyone
+    # Built once per scope: the first scope's statement is not handed to the next one.
+    assert await _clients_by_scoped_query(db, client_scope) == {first.id}
+
+
+async def test_a_scoped_query_needs_a_scope(db: Database, world: World) -> None:
+    with pytest.raises(UnscopedQuery):
+        await _clients_by_scoped_query(db, None)
+
+
+async def test_a_scoped_query_that_forgets_a_tenant_table_is_refused(
+    db: Database, world: World
+) -> None:
+    forgetful = ScopedQuery(
+        lambda tenant: (
+            select(Client, Agency).join(Agency, Agency.id == Client.agency_id).where(tenant(Client))
+        )
+    )
+    async with db.session(Scope.for_agency(world.a.agency.id)) as session:
+        with pytest.raises(UnscopedQuery, match="agencies"):
+            forgetful.statement(session)

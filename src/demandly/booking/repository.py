@@ -7,15 +7,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from demandly.booking.models import Appointment, AppointmentStatus, Calendar, EventType
 from demandly.jobs.models import Job, JobStatus
 from demandly.kit.context import Scope
-from demandly.kit.db import grants_criteria
+from demandly.kit.db import ScopedQuery, TenantFilter, grants_criteria
 from demandly.tenancy.models import Agency, Client, Status
 
 
@@ -86,31 +87,11 @@ class BookingRepository:
         ``owners=False`` leaves out the client and the agency (None in the context): a
         booking's own transaction does not need them, and each joined model costs the
         statement its tenant criteria."""
-        statement = (
-            select(Calendar, EventType)
-            .outerjoin(EventType, EventType.calendar_id == Calendar.id)
-            .where(Calendar.id == calendar_id)
-            .order_by(EventType.position, EventType.id)
-        )
-        if owners:
-            statement = (
-                statement.add_columns(Client, Agency)
-                .outerjoin(Client, Client.id == Calendar.client_id)
-                .outerjoin(Agency, Agency.id == Calendar.agency_id)
-            )
-        if idempotency_key is not None:
-            statement = statement.add_columns(Appointment).outerjoin(
-                Appointment,
-                and_(
-                    Appointment.calendar_id == Calendar.id,
-                    Appointment.idempotency_key == idempotency_key,
-                ),
-            )
-        if for_update and self.is_postgres:
-            statement = statement.with_for_update(of=Calendar).execution_options(
-                populate_existing=True
-            )
-        rows = (await self.session.execute(statement)).all()
+        lock = for_update and self.is_postgres
+        query = _context_query(owners, idempotency_key is not None, lock)
+        parameters = {"calendar_id": calendar_id, "idempotency_key": idempotency_key}
+        statement = query.statement(self.session)
+        rows = (await self.session.execute(statement, parameters)).all()
         if not rows:
             return None
         first = rows[0]
@@ -179,15 +160,15 @@ class BookingRepository:
     ) -> list[tuple[datetime, datetime]]:
         """(start, end) of the appointments that hold time on the calendar (all but the
         cancelled ones) and overlap [start, end)."""
-        statement = select(Appointment.start_at, Appointment.end_at).where(
-            Appointment.calendar_id == calendar_id,
-            Appointment.status != AppointmentStatus.CANCELLED,
-            Appointment.start_at < end,
-            Appointment.end_at > start,
-        )
-        if exclude_id is not None:
-            statement = statement.where(Appointment.id != exclude_id)
-        return [(row.start_at, row.end_at) for row in await self.session.execute(statement)]
+        query = _BUSY if exclude_id is None else _BUSY_EXCLUDING
+        parameters = {
+            "calendar_id": calendar_id,
+            "start": start,
+            "end": end,
+            "exclude_id": exclude_id,
+        }
+        rows = await self.session.execute(query.statement(self.session), parameters)
+        return [(row.start_at, row.end_at) for row in rows]
 
     async def has_upcoming(self, calendar_id: str, now: datetime) -> bool:
         statement = select(Appointment.id).where(
@@ -252,3 +233,63 @@ class BookingRepository:
             Job.status == JobStatus.QUEUED,
         )
         return list((await self.session.execute(statement)).scalars())
+
+
+# --- hot queries, built once per scope (kit.db.ScopedQuery) -----------------------------------
+
+
+@cache
+def _context_query(owners: bool, keyed: bool, lock: bool) -> ScopedQuery[Select[Any]]:
+    """``calendar_context``'s statement in each of its shapes."""
+
+    def build(tenant: TenantFilter) -> Select[Any]:
+        statement = (
+            select(Calendar, EventType)
+            .outerjoin(EventType, and_(EventType.calendar_id == Calendar.id, tenant(EventType)))
+            .where(Calendar.id == bindparam("calendar_id"), tenant(Calendar))
+            .order_by(EventType.position, EventType.id)
+        )
+        if owners:
+            statement = (
+                statement.add_columns(Client, Agency)
+                .outerjoin(Client, and_(Client.id == Calendar.client_id, tenant(Client)))
+                .outerjoin(Agency, and_(Agency.id == Calendar.agency_id, tenant(Agency)))
+            )
+        if keyed:
+            statement = statement.add_columns(Appointment).outerjoin(
+                Appointment,
+                and_(
+                    Appointment.calendar_id == Calendar.id,
+                    Appointment.idempotency_key == bindparam("idempotency_key"),
+                    tenant(Appointment),
+                ),
+            )
+        if lock:
+            statement = statement.with_for_update(of=Calendar).execution_options(
+                populate_existing=True
+            )
+        return statement
+
+    return ScopedQuery(build)
+
+
+def _busy_query(excluding: bool) -> ScopedQuery[Select[Any]]:
+    appointments = Appointment.__table__.c
+
+    def build(tenant: TenantFilter) -> Select[Any]:
+        statement = select(appointments.start_at, appointments.end_at).where(
+            appointments.calendar_id == bindparam("calendar_id"),
+            appointments.status != AppointmentStatus.CANCELLED.value,
+            appointments.start_at < bindparam("end"),
+            appointments.end_at > bindparam("start"),
+            tenant(Appointment),
+        )
+        if excluding:
+            statement = statement.where(appointments.id != bindparam("exclude_id"))
+        return statement
+
+    return ScopedQuery(build)
+
+
+_BUSY = _busy_query(excluding=False)
+_BUSY_EXCLUDING = _busy_query(excluding=True)

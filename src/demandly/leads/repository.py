@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, String, and_, cast, or_, select
+from sqlalchemy import Select, String, and_, bindparam, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from demandly.kit.context import Scope
-from demandly.kit.db import grants_criteria
+from demandly.kit.db import ScopedQuery, TenantFilter, grants_criteria
 from demandly.leads.models import Contact, Lead, LeadNote, LeadSettings
 from demandly.tenancy.models import Membership, MembershipClient, Role, User
 
@@ -61,16 +62,11 @@ class LeadRepository:
         self, client_id: str, email: str | None, phone: str | None
     ) -> list[Contact]:
         """The client's contacts with this e-mail address or phone number (e-mail match first)."""
-        conditions = []
-        if email:
-            conditions.append(Contact.email == email)
-        if phone:
-            conditions.append(Contact.phone == phone)
-        if not conditions:
+        if not (email or phone):
             return []
-        rows = await self.session.execute(
-            select(Contact).where(Contact.client_id == client_id, or_(*conditions))
-        )
+        query = _contacts_matching_query(bool(email), bool(phone))
+        parameters = {"client_id": client_id, "email": email, "phone": phone}
+        rows = await self.session.execute(query.statement(self.session), parameters)
         found = list(rows.scalars())
         return sorted(found, key=lambda c: (email is None or c.email != email, c.id))
 
@@ -231,3 +227,21 @@ def _contact_matches(q: str) -> Any:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@cache
+def _contacts_matching_query(email: bool, phone: bool) -> ScopedQuery[Select[Any]]:
+    """``contacts_matching``'s statement (built once per scope: a booking and a captured lead
+    run it every time)."""
+
+    def build(tenant: TenantFilter) -> Select[Any]:
+        conditions = []
+        if email:
+            conditions.append(Contact.email == bindparam("email"))
+        if phone:
+            conditions.append(Contact.phone == bindparam("phone"))
+        return select(Contact).where(
+            Contact.client_id == bindparam("client_id"), or_(*conditions), tenant(Contact)
+        )
+
+    return ScopedQuery(build)
