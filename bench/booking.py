@@ -11,12 +11,14 @@ engine tools call):
   one booking sends.
 
     .venv/bin/python bench/booking.py [--backends sqlite,postgres] [--runs 300] [--bookings 500]
+        [--profile FILE]   (a cProfile of the timed bookings only)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import platform
 import tempfile
@@ -75,7 +77,7 @@ class StatementCounter:
 
 
 async def bench_backend(
-    url: str, folder: Path, agency_id: str, runs: int, bookings: int
+    url: str, folder: Path, agency_id: str, runs: int, bookings: int, profile: Path | None = None
 ) -> dict[str, float]:
     os.environ["DEMANDLY_BASE_URL"] = "https://app.bench.example"
     from demandly.app import create_database
@@ -172,10 +174,16 @@ async def bench_backend(
         with StatementCounter(db.engine.sync_engine) as counter:
             await book(bookings, targets[bookings])
         result["statements"] = counter.count
+        profiler = cProfile.Profile() if profile else None
         began = clock.perf_counter()
+        if profiler:
+            profiler.enable()
         for index, start in enumerate(targets[:bookings]):
             await book(index, start)
         elapsed = clock.perf_counter() - began
+        if profiler and profile:
+            profiler.disable()
+            profiler.dump_stats(profile)
         result["bookings_per_s"] = bookings / elapsed
         result["booking_mean_ms"] = elapsed / bookings * 1000
     finally:
@@ -183,12 +191,14 @@ async def bench_backend(
     return result
 
 
-def run_backend(backend: str, runs: int, bookings: int) -> dict[str, float]:
+def run_backend(
+    backend: str, runs: int, bookings: int, profile: Path | None = None
+) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix=f"bench-booking-{backend}-"))
     url = common.fresh_database(backend, folder)
     try:
         agency_id, _ = common.seed_owner(url, folder)
-        return asyncio.run(bench_backend(url, folder, agency_id, runs, bookings))
+        return asyncio.run(bench_backend(url, folder, agency_id, runs, bookings, profile))
     finally:
         common.drop_database(url)
 
@@ -198,6 +208,9 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--bookings", type=int, default=500)
+    parser.add_argument(
+        "--profile", type=Path, help="write a cProfile of the timed bookings (last backend)"
+    )
     args = parser.parse_args()
     console = Console()
     table = Table(title="Booking: slots for 30 days with 500 appointments; bookings/s")
@@ -214,7 +227,7 @@ def main() -> None:
     ):
         table.add_column(column, justify="right")
     for backend in [b for b in args.backends.split(",") if b]:
-        row = run_backend(backend, args.runs, args.bookings)
+        row = run_backend(backend, args.runs, args.bookings, args.profile)
         table.add_row(
             backend,
             f"{row['slots']:.0f}",

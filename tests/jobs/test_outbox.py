@@ -150,16 +150,17 @@ async def test_jobs_queued_together_are_each_as_enqueue_would_queue_them(db: Dat
         )
         assert await enqueue_many(session, []) == []
         await session.commit()
-    assert taken.id == repeated.id == earlier.id and taken.payload == {"v": 0}
+    assert taken == repeated == earlier.id
+    assert (await load_job(db, taken)).payload == {"v": 0}
     assert await _count(db, Job, idempotency_key=key) == 1
-    stored = await load_job(db, first.id)
+    stored = await load_job(db, first)
     assert (stored.name, stored.payload, stored.run_at, stored.priority) == (
         "test.first",
         {"n": 1},
         run_at,
         5,
     )
-    assert (await load_job(db, client_job.id)).client_id == "cli_many"
+    assert (await load_job(db, client_job)).client_id == "cli_many"
 
 
 async def test_jobs_queued_together_outside_the_scope_are_refused(db: Database) -> None:

@@ -51,14 +51,14 @@ class JobRepository:
         result = await self.session.execute(statement.returning(Job))
         return result.scalar_one_or_none()  # type: ignore[no-any-return]
 
-    async def insert_many(self, rows: list[dict[str, Any]]) -> list[Job]:
+    async def insert_many(self, rows: list[dict[str, Any]]) -> set[str]:
         """Insert jobs, skipping those whose idempotency key is taken (as ``insert`` does);
-        returns the ones inserted. The rows go as parameters of one statement built once,
-        which the driver sends as a single multi-row INSERT; only the ids of the rows written
-        come back (the ORM's bulk INSERT … RETURNING of whole jobs cost twice as much)."""
+        returns the ids of the ones inserted. The rows go as parameters of one statement
+        built once, which the driver sends as a single multi-row INSERT; only the ids of the
+        rows written come back (the ORM's bulk INSERT … RETURNING of whole jobs cost twice as
+        much)."""
         statement = _INSERT_JOBS[self.session.bind.dialect.name]
-        written = set((await self.session.execute(statement, rows)).scalars())
-        return [as_written(self.session, Job, row) for row in rows if row["id"] in written]
+        return set((await self.session.execute(statement, rows)).scalars())
 
     async def insert_event(self, values: dict[str, Any]) -> DomainEvent:
         """Write the event and hand it back as written (``values`` hold every column; the
