@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import lru_cache
 from itertools import combinations
 from typing import Any, NamedTuple, Protocol
 
@@ -31,6 +31,7 @@ from sqlalchemy import Integer, Select, bindparam, func, literal_column, select,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from demandly.engine.offline.language import STOP_WORDS, SYNONYMS, fold_spelling, stem, words
+from demandly.kit.db import ScopedQuery, TenantFilter
 from demandly.knowledge.models import KnowledgeChunk
 
 # The best passage of an answerable question scores at least this: about two thirds of the
@@ -462,24 +463,25 @@ class _Sqlite:
         count: int,
     ) -> dict[Key, str]:
         rows = await session.execute(
-            _sqlite_candidates(), {"match": _fts_match(kb_ids, alternatives), "count": count}
+            _SQLITE_CANDIDATES.statement(session),
+            {"match": _fts_match(kb_ids, alternatives), "count": count},
         )
         return {int(rowid): str(body) for rowid, body in rows.all()}
 
     async def load(self, session: AsyncSession, keys: list[Key]) -> dict[Key, KnowledgeChunk]:
-        rows = await session.execute(_sqlite_load(), {"keys": keys})
+        rows = await session.execute(_SQLITE_LOAD.statement(session), {"keys": keys})
         return {int(rowid): chunk for rowid, chunk in rows.all()}
 
 
 _CHUNK_ROWID = literal_column("knowledge_chunks.rowid")
 
 
-# The statements of every search are built once (building one costs about as much as running
-# it); only their parameters change.
+# The statements of every search are built once per scope (building one costs about as much
+# as running it, and so does the session hook's scoping; ``ScopedQuery`` writes the same
+# criteria in); only their parameters change.
 
 
-@cache
-def _sqlite_candidates() -> Select[Any]:
+def _sqlite_candidates(tenant: TenantFilter) -> Select[Any]:
     """The index's matches (no ORDER BY: FTS5 then streams them by rowid and stops at the
     limit) joined to their chunks by the unique index_rowid, so that the candidates are chunks
     the session's scope lets through, and ``load`` needs no second look-up. The matches are a
@@ -492,18 +494,44 @@ def _sqlite_candidates() -> Select[Any]:
         .limit(bindparam("count", type_=Integer))
         .subquery("matches")
     )
-    return select(_CHUNK_ROWID, KnowledgeChunk.search_text).join_from(
-        matches, KnowledgeChunk, KnowledgeChunk.index_rowid == matches.c.rowid
+    return (
+        select(_CHUNK_ROWID, KnowledgeChunk.search_text)
+        .join_from(matches, KnowledgeChunk, KnowledgeChunk.index_rowid == matches.c.rowid)
+        .where(tenant(KnowledgeChunk))
     )
 
 
-@cache
-def _sqlite_load() -> Select[Any]:
+def _sqlite_load(tenant: TenantFilter) -> Select[Any]:
     """Chunks by their own rowids, which SQLite seeks next to the scope's ``agency_id = ?``
     (given ``index_rowid IN (...)`` instead, its planner walks the agency's index)."""
     return select(_CHUNK_ROWID, KnowledgeChunk).where(
-        _CHUNK_ROWID.in_(bindparam("keys", expanding=True))
+        _CHUNK_ROWID.in_(bindparam("keys", expanding=True)), tenant(KnowledgeChunk)
     )
+
+
+def _pg_candidates(tenant: TenantFilter) -> Select[Any]:
+    query = func.to_tsquery(literal_column("'simple'::regconfig"), bindparam("query"))
+    return (
+        select(KnowledgeChunk.id, KnowledgeChunk.search_text)
+        .where(
+            KnowledgeChunk.knowledge_base_id.in_(bindparam("kbs", expanding=True)),
+            KnowledgeChunk.tsv.op("@@")(query),
+            tenant(KnowledgeChunk),
+        )
+        .limit(bindparam("count", type_=Integer))
+    )
+
+
+def _pg_load(tenant: TenantFilter) -> Select[Any]:
+    return select(KnowledgeChunk).where(
+        KnowledgeChunk.id.in_(bindparam("keys", expanding=True)), tenant(KnowledgeChunk)
+    )
+
+
+_SQLITE_CANDIDATES = ScopedQuery(_sqlite_candidates)
+_SQLITE_LOAD = ScopedQuery(_sqlite_load)
+_PG_CANDIDATES = ScopedQuery(_pg_candidates)
+_PG_LOAD = ScopedQuery(_pg_load)
 
 
 # Frequencies on PostgreSQL are counted in the searched bases up to this (enough to tell
@@ -547,20 +575,14 @@ class _Postgres:
         alternatives: Alternatives,
         count: int,
     ) -> dict[Key, str]:
-        query = func.to_tsquery(literal_column("'simple'::regconfig"), _tsquery(alternatives))
-        statement = (
-            select(KnowledgeChunk.id, KnowledgeChunk.search_text)
-            .where(
-                KnowledgeChunk.knowledge_base_id.in_(list(kb_ids)),
-                KnowledgeChunk.tsv.op("@@")(query),
-            )
-            .limit(count)
+        rows = await session.execute(
+            _PG_CANDIDATES.statement(session),
+            {"kbs": list(kb_ids), "query": _tsquery(alternatives), "count": count},
         )
-        rows = await session.execute(statement)
         return {chunk_id: search_text for chunk_id, search_text in rows.all()}
 
     async def load(self, session: AsyncSession, keys: list[Key]) -> dict[Key, KnowledgeChunk]:
-        rows = await session.execute(select(KnowledgeChunk).where(KnowledgeChunk.id.in_(keys)))
+        rows = await session.execute(_PG_LOAD.statement(session), {"keys": keys})
         return {chunk.id: chunk for chunk in rows.scalars()}
 
 
