@@ -174,14 +174,14 @@ async def bench_backend(
         with StatementCounter(db.engine.sync_engine) as counter:
             await book(bookings, targets[bookings])
         result["statements"] = counter.count
-        profiler = cProfile.Profile() if profile else None
+        profiler = cProfile.Profile()
         began = clock.perf_counter()
-        if profiler:
+        if profile:
             profiler.enable()
         for index, start in enumerate(targets[:bookings]):
             await book(index, start)
         elapsed = clock.perf_counter() - began
-        if profiler and profile:
+        if profile:
             profiler.disable()
             profiler.dump_stats(profile)
         result["bookings_per_s"] = bookings / elapsed

@@ -75,6 +75,14 @@ def _waiting_for_locks(connection: sqlite3.Connection, function: Any, *args: Any
         connection.execute("PRAGMA busy_timeout=0")
 
 
+async def _in_thread_waiting(adapt_connection: Any, function: Any, *args: Any) -> Any:
+    """``function`` in aiosqlite's thread with the busy handler on (``_waiting_for_locks``),
+    holding the adapter's mutex as its own calls do."""
+    inner = adapt_connection._connection
+    async with adapt_connection._execute_mutex:
+        return await inner._execute(_waiting_for_locks, inner._conn, function, *args)
+
+
 # A statement that ran longer than this on the event loop twice in a row runs in aiosqlite's
 # thread for its next SLOW_STATEMENT_RUNS runs (then it gets another chance inline): a heavy
 # search, an export or a purge must not hold up the loop (a phone call's audio, other
@@ -158,16 +166,9 @@ class _InlineCursor(AsyncAdapt_aiosqlite_cursor):
                     raise
             finally:
                 _note_run(operation, time.perf_counter() - began)
-        async with self._adapt_connection._execute_mutex:
-            return await self._connection._execute(  # type: ignore[no-any-return]
-                _waiting_for_locks,
-                connection,
-                _run_statement,
-                connection,
-                operation,
-                parameters,
-                many,
-            )
+        return await _in_thread_waiting(  # type: ignore[no-any-return]
+            self._adapt_connection, _run_statement, connection, operation, parameters, many
+        )
 
     @property
     def description(self) -> Any:
@@ -218,8 +219,7 @@ class _InlineConnection(AsyncAdapt_aiosqlite_connection):
         except sqlite3.OperationalError as error:
             if not _is_busy(error):
                 raise
-        async with self._execute_mutex:
-            await self._connection._execute(_waiting_for_locks, self._connection._conn, function)
+        await _in_thread_waiting(self, function)
 
 
 # How many commits of this process go by between two checkpoints. A booking or a chat turn
@@ -271,13 +271,9 @@ def _checkpoint(path: str) -> None:
 _checkpointers: weakref.WeakKeyDictionary[Any, _WalCheckpointer] = weakref.WeakKeyDictionary()
 
 
-def _database_file(dbapi_connection: Any) -> str | None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA database_list")
-        files = {name: file for _, name, file in cursor.fetchall()}
-    finally:
-        cursor.close()
+def _database_file(cursor: Any) -> str | None:
+    cursor.execute("PRAGMA database_list")
+    files = {name: file for _, name, file in cursor.fetchall()}
     return files.get("main") or None  # "" for an in-memory or temporary database
 
 
@@ -304,18 +300,18 @@ def configure_sqlite(engine: AsyncEngine) -> None:
         # Let us issue BEGIN ourselves (see below), then set the pragmas.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # Inline statements must not wait on the event loop (see _InlineCursor).
-        cursor.execute(f"PRAGMA busy_timeout={0 if inline else SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-        path = _database_file(dbapi_connection) if inline else None
-        if path is not None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            # Inline statements must not wait on the event loop (see _InlineCursor).
+            cursor.execute(f"PRAGMA busy_timeout={0 if inline else SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            path = _database_file(cursor) if inline else None
+            if path is not None:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
+                _checkpointers[dbapi_connection._connection] = _WalCheckpointer(path)
+        finally:
             cursor.close()
-            _checkpointers[dbapi_connection._connection] = _WalCheckpointer(path)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
