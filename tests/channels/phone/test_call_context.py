@@ -100,8 +100,7 @@ async def test_the_realtime_session_hears_it_too(
     stored = await _call(db, call_id)
     media = await phone.media_call(db, call_id, stored.twilio_call_sid)
     assert media is not None
-    link = bridge.Bridge(db, phone_settings, media, None, None, "MZ1")  # type: ignore[arg-type]
-    update = link._session_update()
+    update = bridge.session_update_for(media)
     instructions = update["session"]["instructions"]
     assert "Lena" in instructions and "- reason: Angebot vom 12. Mai" in instructions
     assert "You are calling this person" in instructions

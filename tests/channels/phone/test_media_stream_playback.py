@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -165,19 +166,33 @@ def test_playing_until_every_byte_sent_is_under_an_echoed_mark() -> None:
 
 
 class _Caller:
-    """Twilio's side of a bridge: what it was sent, and what it says next."""
+    """Twilio's side of a bridge: what it was sent, and what it says next. While
+    ``taking`` is clear, writes wait (the socket's buffer is full)."""
 
     def __init__(self) -> None:
         self.sent: list[str] = []
         self.inbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.taking = asyncio.Event()
+        self.taking.set()
+        self.paused: list[bool] = []
 
     async def receive(self) -> str | None:
         return await self.inbox.get()
 
-    async def send(self, message: str) -> None:
-        self.sent.append(message)
+    def deliver_to(self, handler: Callable[[str], None]) -> bool:
+        return False
+
+    def pause_reading(self, paused: bool) -> None:
+        self.paused.append(paused)
+
+    def write_now(self, messages: tuple[str, ...]) -> bool:
+        if not self.taking.is_set():
+            return False
+        self.sent.extend(messages)
+        return True
 
     async def send_all(self, messages: tuple[str, ...]) -> None:
+        await self.taking.wait()
         self.sent.extend(messages)
 
     async def close(self) -> None:
@@ -196,9 +211,20 @@ class _Caller:
 class _Model:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.paused: list[bool] = []
 
-    async def send(self, event: dict[str, Any]) -> None:
-        self.sent.append(event)
+    def deliver_to(self, handler: Callable[[bytes], None]) -> bool:
+        return False
+
+    def pause_reading(self, paused: bool) -> None:
+        self.paused.append(paused)
+
+    def write_now(self, messages: tuple[str, ...]) -> bool:
+        self.sent.extend(json.loads(m) for m in messages)
+        return True
+
+    async def send_encoded(self, data: str) -> None:
+        self.sent.append(json.loads(data))
 
 
 def bridge_of(caller: _Caller, model: _Model, clock: Clock) -> Bridge:
@@ -213,11 +239,11 @@ async def test_the_goodbye_hang_up_waits_for_the_mark_of_its_last_chunk() -> Non
     caller = _Caller()
     link = bridge_of(caller, _Model(), Clock())
     for _ in range(3):
-        await link._play("item_a", AUDIO_20_MS)  # 60 ms: no mark due yet
+        link._play("item_a", AUDIO_20_MS)  # 60 ms: no mark due yet
     assert caller.events() == ["media"] * 3
-    await link._end("end_conversation", hang_up=True)
+    link._end("end_conversation", hang_up=True)
     assert caller.events() == ["media"] * 3 + ["mark"]  # the goodbye's audio so far
-    await link._play("item_a", AUDIO_20_MS)  # after the end, every chunk has its mark
+    link._play("item_a", AUDIO_20_MS)  # after the end, every chunk has its mark
     assert caller.events() == ["media"] * 3 + ["mark", "media", "mark"]
     assert not link._ended.is_set()
 
@@ -231,17 +257,34 @@ async def test_the_goodbye_hang_up_waits_for_the_mark_of_its_last_chunk() -> Non
     assert link._ended.is_set()
 
 
+async def test_while_twilio_takes_no_writes_audio_waits_in_order_and_the_model_waits() -> None:
+    caller, model = _Caller(), _Model()
+    link = bridge_of(caller, model, Clock())
+    link._play("item_a", AUDIO_20_MS)
+    caller.taking.clear()  # Twilio's socket buffer is full
+    for _ in range(5):
+        link._play("item_a", AUDIO_20_MS)
+    assert caller.events() == ["media"]
+    assert model.paused == [True]  # no more of the model's audio is read meanwhile
+    caller.taking.set()
+    await link._to_caller.drained()
+    assert caller.events() == ["media"] * 5 + ["mark", "media"]
+    assert model.paused == [True, False]
+    link._play("item_a", AUDIO_20_MS)  # written at once again
+    assert caller.events() == ["media"] * 5 + ["mark"] + ["media"] * 2
+
+
 async def test_a_barge_in_between_marks_truncates_at_the_clocks_estimate() -> None:
     clock, caller, model = Clock(), _Caller(), _Model()
     link = bridge_of(caller, model, clock)
     for _ in range(8):
-        await link._play("item_a", AUDIO_20_MS)  # 160 ms sent, a mark after 100 ms
+        link._play("item_a", AUDIO_20_MS)  # 160 ms sent, a mark after 100 ms
     clock.advance(100)
     caller.echo(0)
     caller.inbox.put_nowait(None)
     await link._from_caller()
     clock.advance(35)
-    await link._barge_in({"type": "input_audio_buffer.speech_started"})
+    link._barge_in({"type": "input_audio_buffer.speech_started"})
     assert caller.events() == ["media"] * 5 + ["mark"] + ["media"] * 3 + ["clear"]
     assert model.sent == [
         {

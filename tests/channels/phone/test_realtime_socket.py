@@ -8,10 +8,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
-from websockets.streams import StreamReader
 
-from demandly.channels.phone.realtime import RealtimeSocket, append_audio, text_frame
+from demandly.channels.phone.realtime import RealtimeSocket, append_audio
 
 
 class _SdkConnectionWithoutSocket:
@@ -41,21 +39,6 @@ async def test_without_the_sdks_socket_events_go_through_its_public_methods() ->
         '{"type":"input_audio_buffer.append","audio":"AA=="}',
     ]
     assert await socket.recv() == {"type": "session.updated"}
-
-
-@pytest.mark.parametrize("size", [0, 125, 126, 65_535, 65_536])
-@pytest.mark.parametrize("mask", [None, b"\x01\x02\x03\x04"])
-def test_frames_written_directly_read_as_websockets_reads_them(
-    size: int, mask: bytes | None
-) -> None:
-    payload = b"x" * size
-    reader = StreamReader()
-    reader.feed_data(text_frame(payload, mask))
-    parser = Frame.parse(reader.read_exact, mask=mask is not None)
-    with pytest.raises(StopIteration) as parsed:
-        next(parser)
-    frame = parsed.value.value
-    assert (frame.opcode, frame.fin, bytes(frame.data)) == (Opcode.TEXT, True, payload)
 
 
 async def test_audio_goes_straight_onto_the_socket_and_a_closed_socket_still_raises() -> None:

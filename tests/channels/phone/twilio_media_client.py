@@ -5,7 +5,8 @@ and ``stop``; it records the ``media``, ``mark`` and ``clear`` messages the serv
 
 Twilio echoes a mark once the audio sent before it has played, or when a ``clear`` dropped
 it. With ``auto_marks`` the client plays instantly (echoes each mark on arrival); without,
-the test decides with ``play(n)`` how much the caller has heard.
+the test decides with ``play(n)`` how much the caller has heard. Frames are not compressed
+unless asked (``compression="deflate"``).
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ class TwilioMediaClient:
         call_sid: str = "CA" + "1" * 32,
         stream_sid: str = "MZ" + "2" * 32,
         auto_marks: bool = True,
+        compression: str | None = None,
     ) -> None:
         self.url = url
         self.parameters = parameters
         self.call_sid = call_sid
         self.stream_sid = stream_sid
         self.auto_marks = auto_marks
+        # "deflate" offers permessage-deflate, which the server accepts: every frame is then
+        # compressed, and the server's frame reader leaves the connection to uvicorn.
+        self.compression = compression
         # Everything the server sent, in order; the marks not echoed yet.
         self.received: list[dict[str, Any]] = []
         self.unplayed: list[str] = []
@@ -50,7 +55,7 @@ class TwilioMediaClient:
         self._chunk = 0
 
     async def __aenter__(self) -> TwilioMediaClient:
-        self._socket = await connect(self.url)
+        self._socket = await connect(self.url, compression=self.compression)
         await self._socket.send(
             json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
         )

@@ -22,6 +22,7 @@ import contextlib
 import json
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -324,6 +325,20 @@ class Playback:
 # --- the bridge ----------------------------------------------------------------------------
 
 
+def session_update_for(media: phone.MediaCall) -> dict[str, Any]:
+    """The call's ``session.update``: the agent's prompt with the call's situation, a hint
+    for speaking on the phone, its tools and voice."""
+    context = media.context
+    hint = PHONE_HINTS.get(context.language, PHONE_HINTS["en"])
+    prompt = with_situation(system_prompt(context), media.situation)
+    return realtime.session_update(
+        f"{prompt}\n\n{hint}",
+        specs_for(sorted(media.enabled_tools)),
+        voice=media.definition.phone.realtime_voice,
+        language=context.language,
+    )
+
+
 class CallerSocket(Protocol):
     """Twilio's side of the call (the route's WebSocket)."""
 
@@ -331,13 +346,88 @@ class CallerSocket(Protocol):
         """The next text message; None when Twilio has gone."""
         ...
 
-    async def send(self, message: str) -> None: ...
+    def deliver_to(self, handler: Callable[[str], None]) -> bool:
+        """Hand messages to ``handler`` as they arrive, if the socket can (True); what it
+        cannot still comes through ``receive``."""
+        ...
+
+    def pause_reading(self, paused: bool) -> None: ...
+
+    def write_now(self, messages: tuple[str, ...]) -> bool:
+        """Write the messages in order, in one go, if the socket takes them now."""
+        ...
 
     async def send_all(self, messages: tuple[str, ...]) -> None:
-        """Messages in order, in one write to the socket when it can."""
+        """Messages in order, waiting for the socket as long as it takes."""
         ...
 
     async def close(self) -> None: ...
+
+
+class ModelSocket(Protocol):
+    """The model's side of the call (``realtime.RealtimeSocket``)."""
+
+    async def recv_raw(self) -> bytes: ...
+
+    def deliver_to(self, handler: Callable[[bytes], None]) -> bool: ...
+
+    def pause_reading(self, paused: bool) -> None: ...
+
+    def write_now(self, messages: tuple[str, ...]) -> bool: ...
+
+    async def send_encoded(self, data: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Outbox:
+    """Messages to one side of the call, in order. They are written at once while the
+    socket takes them; else they wait here and a task sends them as the socket allows, with
+    the other side's reading paused meanwhile (``hold_source``), so that what waits stays
+    bounded. A socket that failed takes nothing more: the call is ending."""
+
+    def __init__(
+        self,
+        write_now: Callable[[tuple[str, ...]], bool],
+        send_all: Callable[[tuple[str, ...]], Awaitable[None]],
+        spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
+        hold_source: Callable[[bool], None],
+    ) -> None:
+        self._write_now = write_now
+        self._send_all = send_all
+        self._spawn = spawn
+        self._hold_source = hold_source
+        self._waiting: deque[tuple[str, ...]] = deque()
+        self._sender: asyncio.Task[Any] | None = None
+        self._failed = False
+
+    def put(self, *messages: str) -> None:
+        if self._failed:
+            return
+        if self._sender is None and self._write_now(messages):
+            return
+        self._waiting.append(messages)
+        if self._sender is None:
+            self._hold_source(True)
+            self._sender = self._spawn(self._send_waiting())
+
+    async def drained(self) -> None:
+        """Once nothing waits (for readers without ``deliver_to``: their back-pressure)."""
+        if self._sender is not None:
+            await asyncio.wait({self._sender})
+
+    async def _send_waiting(self) -> None:
+        try:
+            while self._waiting:
+                await self._send_all(self._waiting[0])
+                self._waiting.popleft()
+        except Exception:
+            self._failed = True
+            self._waiting.clear()
+            raise
+        finally:
+            self._sender = None
+            self._hold_source(False)
 
 
 @dataclass
@@ -348,7 +438,10 @@ class _Ending:
 
 class Bridge:
     """One call: runs until the caller hangs up, the agent ends the call or the model goes
-    away; then closes both sockets and tells the call service how the call ended."""
+    away; then closes both sockets and tells the call service how the call ended.
+
+    Messages are handled as they arrive, in order, without awaiting anything: whatever they
+    send goes to an ``Outbox``, and slow work (tools, transcripts) runs in tasks."""
 
     def __init__(
         self,
@@ -356,7 +449,7 @@ class Bridge:
         settings: Settings,
         media: phone.MediaCall,
         caller: CallerSocket,
-        model: realtime.RealtimeSocket,
+        model: ModelSocket,
         stream_sid: str,
         *,
         clock: Callable[[], float] = time.monotonic,
@@ -371,14 +464,31 @@ class Bridge:
         self._digits: list[str] = []
         self._digit_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._to_caller = Outbox(
+            caller.write_now, caller.send_all, self._spawn, model.pause_reading
+        )
+        self._to_model = Outbox(
+            model.write_now, self._send_to_model, self._spawn, caller.pause_reading
+        )
         # Tool runs of a response (by response id): the response continues when all are done.
         self._tool_runs: dict[str, list[asyncio.Task[bool]]] = {}
         self._greeting_response: str | None = None
         self._first_response = True
         self._ending: _Ending | None = None
+        self._hung_up = False
         self._ended = asyncio.Event()
         # One database lane per call: transcripts and tool results are stored in order.
         self._store_lock = asyncio.Lock()
+        self._model_handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+            "input_audio_buffer.speech_started": self._barge_in,
+            "response.created": self._response_created,
+            "response.output_audio.done": self._mark_sent_audio,
+            "response.function_call_arguments.done": self._function_call,
+            "response.done": self._response_done,
+            "conversation.item.input_audio_transcription.completed": self._caller_said,
+            "response.output_audio_transcript.done": self._agent_said,
+            "error": self._model_error,
+        }
 
     # - lifecycle -
 
@@ -398,7 +508,7 @@ class Bridge:
     def _how_it_ended(
         self, done: set[asyncio.Task[Any]], from_caller: asyncio.Task[Any], from_model: Any
     ) -> _Ending:
-        if from_caller in done:
+        if from_caller in done or self._hung_up:
             return _Ending("caller_hung_up", hang_up=False)
         if from_model in done and not from_model.cancelled() and from_model.exception():
             log.warning(
@@ -446,18 +556,14 @@ class Bridge:
                 error_type=type(task.exception()).__name__,
             )
 
-    # - session set-up -
+    async def _send_to_model(self, messages: tuple[str, ...]) -> None:
+        for data in messages:
+            await self.model.send_encoded(data)
 
-    def _session_update(self) -> dict[str, Any]:
-        context = self.media.context
-        hint = PHONE_HINTS.get(context.language, PHONE_HINTS["en"])
-        prompt = with_situation(system_prompt(context), self.media.situation)
-        return realtime.session_update(
-            f"{prompt}\n\n{hint}",
-            specs_for(sorted(self.media.enabled_tools)),
-            voice=self.media.definition.phone.realtime_voice,
-            language=context.language,
-        )
+    def _tell_model(self, *events: dict[str, Any]) -> None:
+        self._to_model.put(*[realtime.encode(event) for event in events])
+
+    # - session set-up -
 
     def _greeting_instructions(self) -> str:
         """The agent speaks first, with the greeting already stored as the conversation's
@@ -467,22 +573,30 @@ class Bridge:
     # - caller -> model -
 
     async def _from_caller(self) -> None:
-        parse = TwilioFrames.parse
-        while True:
+        """Twilio's messages: handed over as they arrive where the socket can, else (and
+        for what its reader leaves to the server's WebSocket) read here one by one."""
+        self.caller.deliver_to(self._from_twilio)
+        while not self._hung_up:
             raw = await self.caller.receive()
             if raw is None:
                 return
-            frame = parse(raw)
-            if type(frame) is CallerAudio:
-                await self.model.send_encoded(realtime.append_audio(frame.payload))
-            elif type(frame) is MarkPlayed:
-                self.playback.played(frame.name)
-                if self._ending is not None:
-                    self._check_goodbye_played()
-            elif type(frame) is CallerDigit:
-                self._digit(frame.digit)
-            elif type(frame) is HungUp:
-                return
+            self._from_twilio(raw)
+            await self._to_model.drained()
+
+    def _from_twilio(self, raw: str) -> None:
+        frame = TwilioFrames.parse(raw)
+        kind = type(frame)
+        if kind is CallerAudio:
+            self._to_model.put(realtime.append_audio(frame.payload))  # type: ignore[union-attr]
+        elif kind is MarkPlayed:
+            self.playback.played(frame.name)  # type: ignore[union-attr]
+            if self._ending is not None:
+                self._check_goodbye_played()
+        elif kind is CallerDigit:
+            self._digit(frame.digit)  # type: ignore[union-attr]
+        elif kind is HungUp:
+            self._hung_up = True
+            self._ended.set()
 
     def _digit(self, digit: str) -> None:
         """Keypad digits reach the model as text, a number at a time."""
@@ -501,48 +615,46 @@ class Bridge:
         self._digit_timer = None
         digits, self._digits = "".join(self._digits), []
         if digits:
-            self._spawn(self._send_digits(digits))
-
-    async def _send_digits(self, digits: str) -> None:
-        await self.model.send(realtime.user_text(f"The caller typed on the phone keypad: {digits}"))
-        await self.model.send(realtime.respond())
-        await self._store(phone.append_transcript, "user", f"DTMF: {digits}")
+            self._tell_model(
+                realtime.user_text(f"The caller typed on the phone keypad: {digits}"),
+                realtime.respond(),
+            )
+            self._spawn(self._store(phone.append_transcript, "user", f"DTMF: {digits}"))
 
     # - model -> caller -
 
     async def _from_model(self) -> None:
-        handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
-            "input_audio_buffer.speech_started": self._barge_in,
-            "response.created": self._response_created,
-            "response.output_audio.done": self._mark_sent_audio,
-            "response.function_call_arguments.done": self._function_call,
-            "response.done": self._response_done,
-            "conversation.item.input_audio_transcription.completed": self._caller_said,
-            "response.output_audio_transcript.done": self._agent_said,
-            "error": self._model_error,
-        }
-        await self.model.send(self._session_update())
-        await self.model.send(realtime.respond(self._greeting_instructions()))
-        recv, fast, parse = self.model.recv_raw, realtime.audio_delta, realtime.parse_event
+        """The model's events: handed over as they arrive where the socket can, else read
+        here one by one."""
+        self._tell_model(
+            session_update_for(self.media), realtime.respond(self._greeting_instructions())
+        )
+        self.model.deliver_to(self._from_realtime)
         while True:
-            raw = await recv()
-            audio = fast(raw)  # most events: read without a JSON parser
-            if audio is not None:
-                await self._play(*audio)
-                continue
-            event = parse(raw)
-            kind = event.get("type")
-            if kind == "response.output_audio.delta":
-                await self._audio(event)
-            elif kind in handlers:
-                await handlers[kind](event)
+            self._from_realtime(await self.model.recv_raw())
+            await self._to_caller.drained()
 
-    async def _audio(self, event: dict[str, Any]) -> None:
+    def _from_realtime(self, raw: bytes) -> None:
+        audio = realtime.audio_delta(raw)  # most events: read without a JSON parser
+        if audio is not None:
+            self._play(*audio)
+            return
+        try:
+            event = realtime.parse_event(raw)
+        except ValueError:
+            return
+        kind = event.get("type")
+        if kind == "response.output_audio.delta":
+            self._audio(event)
+        elif isinstance(kind, str) and kind in self._model_handlers:
+            self._model_handlers[kind](event)
+
+    def _audio(self, event: dict[str, Any]) -> None:
         item_id, delta = event.get("item_id"), event.get("delta")
         if isinstance(item_id, str) and isinstance(delta, str):
-            await self._play(item_id, delta)
+            self._play(item_id, delta)
 
-    async def _play(self, item_id: str, delta: str) -> None:
+    def _play(self, item_id: str, delta: str) -> None:
         if not _BASE64(delta):
             return  # (it goes into Twilio's JSON as it is: only base64 may)
         if item_id in self.playback.truncated:
@@ -551,46 +663,46 @@ class Bridge:
         if mark is None and self._ending is not None:
             mark = self.playback.mark()  # the goodbye check waits for every byte's mark
         if mark is None:
-            await self.caller.send(self.twilio.media(delta))
+            self._to_caller.put(self.twilio.media(delta))
         else:
-            await self.caller.send_all((self.twilio.media(delta), self.twilio.mark(mark)))
+            self._to_caller.put(self.twilio.media(delta), self.twilio.mark(mark))
         if self._ending is not None:
             self._check_goodbye_played()
 
-    async def _mark_sent_audio(self, event: dict[str, Any] | None = None) -> None:
+    def _mark_sent_audio(self, event: dict[str, Any] | None = None) -> None:
         """A mark after the audio sent since the last one: at the end of an answer, and
         before the goodbye check."""
         mark = self.playback.mark()
         if mark is not None:
-            await self.caller.send(self.twilio.mark(mark))
+            self._to_caller.put(self.twilio.mark(mark))
 
-    async def _barge_in(self, event: dict[str, Any]) -> None:
+    def _barge_in(self, event: dict[str, Any]) -> None:
         cut = self.playback.interrupt()
         if cut is None:
             return
         item_id, heard_ms = cut
-        await self.caller.send(self.twilio.clear())
-        await self.model.send(realtime.truncate(item_id, heard_ms))
+        self._to_caller.put(self.twilio.clear())
+        self._tell_model(realtime.truncate(item_id, heard_ms))
 
-    async def _response_created(self, event: dict[str, Any]) -> None:
+    def _response_created(self, event: dict[str, Any]) -> None:
         response = event.get("response")
         if self._first_response and isinstance(response, dict):
             self._greeting_response = response.get("id")
         self._first_response = False
 
-    async def _caller_said(self, event: dict[str, Any]) -> None:
+    def _caller_said(self, event: dict[str, Any]) -> None:
         text = event.get("transcript")
         if isinstance(text, str) and text.strip():
             self._spawn(self._store(phone.append_transcript, "user", text.strip()))
 
-    async def _agent_said(self, event: dict[str, Any]) -> None:
+    def _agent_said(self, event: dict[str, Any]) -> None:
         text = event.get("transcript")
         if event.get("response_id") == self._greeting_response:
             return  # stored when the call started
         if isinstance(text, str) and text.strip():
             self._spawn(self._store(phone.append_transcript, "assistant", text.strip()))
 
-    async def _model_error(self, event: dict[str, Any]) -> None:
+    def _model_error(self, event: dict[str, Any]) -> None:
         error = event.get("error") if isinstance(event.get("error"), dict) else {}
         log.warning(
             "realtime_model_error",
@@ -601,7 +713,7 @@ class Bridge:
 
     # - tools -
 
-    async def _function_call(self, event: dict[str, Any]) -> None:
+    def _function_call(self, event: dict[str, Any]) -> None:
         call_id, name = event.get("call_id"), event.get("name")
         if not isinstance(call_id, str) or not isinstance(name, str):
             return
@@ -627,7 +739,7 @@ class Bridge:
                     error_type=type(exc).__name__,
                 )
                 result, signals = {"ok": False, "error": "the tool failed"}, {}
-        await self.model.send(realtime.function_output(call.id, _json(result)))
+        self._tell_model(realtime.function_output(call.id, _json(result)))
         return await self._follow(call, signals)
 
     async def _execute(self, call: ToolCall) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -654,19 +766,19 @@ class Bridge:
         if "transfer" in signals and await phone.transfer_media_call(
             self.db, self.settings, self.media
         ):
-            await self._end("transferred", hang_up=False)
+            self._end("transferred", hang_up=False)
             return False
         if "end" in signals or call.name in ENDING_TOOLS:
             reason = str((signals.get("end") or {}).get("reason") or call.name)
-            await self._end(reason, hang_up=True)
+            self._end(reason, hang_up=True)
             return False
         return True
 
-    async def _response_done(self, event: dict[str, Any]) -> None:
+    def _response_done(self, event: dict[str, Any]) -> None:
         response = event.get("response")
         response_id = response.get("id") if isinstance(response, dict) else None
         runs = self._tool_runs.pop(str(response_id), None)
-        await self._mark_sent_audio()  # (when the answer's audio did not say it was done)
+        self._mark_sent_audio()  # (when the answer's audio did not say it was done)
         if runs:
             self._spawn(self._continue_after(runs))
         elif self._ending is not None:
@@ -677,16 +789,16 @@ class Bridge:
         ``response.create`` for all of them), unless a tool ended the call."""
         results = await asyncio.gather(*runs, return_exceptions=True)
         if self._ending is None and all(r is True for r in results):
-            await self.model.send(realtime.respond())
+            self._tell_model(realtime.respond())
 
     # - ending -
 
-    async def _end(self, reason: str, *, hang_up: bool) -> None:
+    def _end(self, reason: str, *, hang_up: bool) -> None:
         if self._ending is None:
             self._ending = _Ending(reason, hang_up)
             loop = asyncio.get_running_loop()
             loop.call_later(GOODBYE_WAIT_SECONDS, self._ended.set)
-            await self._mark_sent_audio()
+            self._mark_sent_audio()
             self._check_goodbye_played()
 
     def _check_goodbye_played(self) -> None:

@@ -37,6 +37,7 @@ from demandly.config import Settings
 from demandly.kit.crypto import get_keyring
 from demandly.kit.db import Database
 from demandly.kit.logging import get_logger
+from demandly.kit.wsframes import FrameReader, text_frame
 
 log = get_logger(__name__)
 router = APIRouter(tags=["phone"])
@@ -79,11 +80,13 @@ class _TwilioSocket:
     are dropped: the call ends through ``receive`` returning None, not through an error on
     the model's side of the bridge.
 
-    Under uvicorn's WebSocket protocol (``websockets``, sans-I/O: uvicorn's default), audio
-    and marks are written as frames straight onto its transport while the connection is open
-    and not asking to wait, a chunk and its mark in one write; the ASGI layers below the
-    route cost more per message than the bridge itself. Anything else (another server, a
-    closing connection, back-pressure) takes the ASGI path."""
+    Under uvicorn's WebSocket protocol (``websockets``, sans-I/O: uvicorn's default) the
+    socket skips the ASGI layers both ways, which cost more per message than the bridge
+    itself: Twilio's messages are read by a ``FrameReader`` installed right after the
+    handshake (before Twilio can have sent a frame), and audio and marks are written as
+    frames straight onto uvicorn's transport while the connection is open and not asking to
+    wait, a chunk and its mark in one write. Anything else (another server, a closing
+    connection, back-pressure, a frame only uvicorn may read) takes the ASGI path."""
 
     def __init__(self, websocket: WebSocket) -> None:
         self._websocket = websocket
@@ -93,8 +96,16 @@ class _TwilioSocket:
         self._receive: Callable[[], Awaitable[Mapping[str, Any]]] = (
             websocket.receive if self._server is None else self._server.receive
         )
+        self._reader = _reader_for(self._server)
 
     async def receive(self) -> str | None:
+        """The next text message ("" for one that is not valid UTF-8 or too long); None once
+        Twilio has gone. With a handler given to ``deliver_to``, only what the reader could
+        not read comes here."""
+        if self._reader is not None:
+            raw = await self._reader.next()
+            if raw is not None:
+                return _text(raw)
         try:
             message = await self._receive()
         except (WebSocketDisconnect, RuntimeError):
@@ -105,16 +116,35 @@ class _TwilioSocket:
         text = message.get("text")
         return text if isinstance(text, str) and len(text) <= MAX_MESSAGE_CHARS else ""
 
+    def deliver_to(self, handler: Callable[[str], None]) -> bool:
+        """Hand Twilio's messages to ``handler`` as they arrive, when the reader can; False
+        when they come through ``receive`` only."""
+        reader = self._reader
+        if reader is None or not reader.active:
+            return False
+        reader.deliver_to(lambda raw: handler(_text(raw)))
+        return True
+
+    def pause_reading(self, paused: bool) -> None:
+        if self._reader is not None:
+            (self._reader.pause_reading if paused else self._reader.resume_reading)()
+
+    def write_now(self, messages: tuple[str, ...]) -> bool:
+        """Write the messages in one go when the connection takes them now (True; also when
+        Twilio has gone and they are dropped)."""
+        if self._gone:
+            return True
+        server = self._server
+        if server is None or not _writable_now(server):
+            return False
+        server.transport.write(b"".join([text_frame(message.encode()) for message in messages]))
+        return True
+
     async def send(self, message: str) -> None:
         await self.send_all((message,))
 
     async def send_all(self, messages: tuple[str, ...]) -> None:
-        if self._gone:
-            return
-        server = self._server
-        if server is not None and _writable_now(server):
-            frame = realtime.text_frame
-            server.transport.write(b"".join([frame(message.encode()) for message in messages]))
+        if self.write_now(messages):
             return
         try:
             for message in messages:
@@ -123,9 +153,30 @@ class _TwilioSocket:
             self._gone = True
 
     async def close(self, code: int = 1000) -> None:
+        if self._reader is not None:
+            self._reader.step_aside()  # uvicorn reads the closing handshake
         if self._websocket.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await self._websocket.close(code=code)
+
+
+def _text(raw: bytes) -> str:
+    if len(raw) > MAX_MESSAGE_CHARS:
+        return ""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return ""
+
+
+def _reader_for(server: WebSocketsSansIOProtocol | None) -> FrameReader | None:
+    """A reader in front of uvicorn's connection, when it has read nothing past the
+    handshake (the route calls this right after accepting, before Twilio's first frame)."""
+    if server is None or not server.handshake_complete or not server.queue.empty():
+        return None
+    if server.conn.state is not State.OPEN or getattr(server.conn.reader, "buffer", b"x"):
+        return None
+    return FrameReader(server.transport, server, masked=True)
 
 
 # What ``_writable_now`` reads of uvicorn's connection: should a release rename any of it, the
@@ -138,6 +189,7 @@ _UVICORN_ATTRIBUTES = (
     "conn",
     "transport",
     "receive",
+    "queue",
 )
 
 

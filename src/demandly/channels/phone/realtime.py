@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.asyncio.client import ClientConnection
-from websockets.frames import apply_mask  # the C version when websockets has it
 from websockets.protocol import State
 
 from demandly.agents import service as agents
@@ -31,6 +29,7 @@ from demandly.config import Settings
 from demandly.engine.providers.base import ToolSpec
 from demandly.kit.cache import TTLCache
 from demandly.kit.crypto import hash_token
+from demandly.kit.wsframes import FastClientConnection, FrameReader, MaskingKeys, text_frame
 
 OPENAI_REALTIME_URL = "wss://api.openai.com/v1"
 AUDIO_FORMAT = {"type": "audio/pcmu"}
@@ -194,7 +193,9 @@ class RealtimeSocket:
     directly. The SDK's own ``send_raw``/``recv_bytes`` wrap each message in bookkeeping for
     its reconnecting iterator (a send queue, the current task's id, a debug log line), which
     the bridge never uses: a call is not resumed on another connection, it ends. At 100
-    messages a second per call that bookkeeping cost as much as the send itself.
+    messages a second per call that bookkeeping cost as much as the send itself. The
+    connection is a ``FastClientConnection``: its ``FrameReader`` reads the model's events
+    ahead of ``websockets`` (see ``kit.wsframes``).
     """
 
     def __init__(self, connection: Any) -> None:
@@ -210,34 +211,69 @@ class RealtimeSocket:
         self._direct = self._socket is not None and all(
             hasattr(self._socket, name) for name in ("protocol", "send_in_progress", "paused")
         )
-        self._masks = _MaskingKeys()
+        reader = getattr(self._socket, "frame_reader", None)
+        self._reader: FrameReader | None = reader if isinstance(reader, FrameReader) else None
+        self._masks = MaskingKeys()
 
     async def send(self, event: dict[str, Any]) -> None:
-        await self.send_encoded(json.dumps(event, separators=(",", ":")))
+        await self.send_encoded(encode(event))
+
+    def write_now(self, messages: tuple[str, ...]) -> bool:
+        """Write encoded events in one go when the connection takes them now."""
+        socket = self._socket
+        if socket is None or not self._direct or not _writable_now(socket):
+            return False
+        masks = self._masks
+        socket.transport.write(
+            b"".join([text_frame(data.encode(), masks.next()) for data in messages])
+        )
+        return True
 
     async def send_encoded(self, data: str) -> None:
-        socket = self._socket
-        if socket is None:
+        if self.write_now((data,)):
+            return
+        if self._socket is None:
             await self._connection.send_raw(data)
-        elif self._direct and _writable_now(socket):
-            socket.transport.write(text_frame(data.encode(), self._masks.next()))
         else:  # closing, or the peer reads slower than we write: websockets decides
-            await socket.send(data)
+            await self._socket.send(data)
+
+    def deliver_to(self, handler: Callable[[bytes], None]) -> bool:
+        """Hand the model's events to ``handler`` as they arrive, when the reader can; False
+        when they come through ``recv_raw`` only."""
+        if self._reader is None or not self._reader.active:
+            return False
+        self._reader.deliver_to(handler)
+        return True
+
+    def pause_reading(self, paused: bool) -> None:
+        if self._reader is not None:
+            (self._reader.pause_reading if paused else self._reader.resume_reading)()
 
     async def recv(self) -> dict[str, Any]:
         """The next server event; raises ``websockets.ConnectionClosed`` at the end."""
         return parse_event(await self.recv_raw())
 
     async def recv_raw(self) -> bytes:
-        """The next server event as sent (for ``audio_delta``, then ``parse_event``)."""
+        """The next server event as sent (for ``audio_delta``, then ``parse_event``). With a
+        handler given to ``deliver_to``, only what the reader could not read comes here."""
+        if self._reader is not None:
+            raw = await self._reader.next()
+            if raw is not None:
+                return raw
         if self._socket is None:
-            raw: bytes = await self._connection.recv_bytes()
-            return raw
-        data = await self._socket.recv(decode=False)
-        return data if isinstance(data, bytes) else data.encode()
+            data: bytes = await self._connection.recv_bytes()
+            return data
+        message = await self._socket.recv(decode=False)
+        return message if isinstance(message, bytes) else message.encode()
 
     async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.step_aside()  # websockets reads the closing handshake
         await self._connection.close()
+
+
+def encode(event: dict[str, Any]) -> str:
+    return json.dumps(event, separators=(",", ":"))
 
 
 def _writable_now(socket: ClientConnection) -> bool:
@@ -249,51 +285,6 @@ def _writable_now(socket: ClientConnection) -> bool:
         and not socket.paused
         and not socket.transport.is_closing()
     )
-
-
-def text_frame(payload: bytes, mask: bytes | None = None) -> bytes:
-    """One final text frame (RFC 6455 §5.2): masked with ``mask`` (4 random bytes) as a
-    client must send it, unmasked as a server does. The hot path of both sockets of a call.
-
-    ``websockets`` builds the same frame through its frame objects, a send lock and a
-    ``getrandom`` call for every key, and uvicorn adds the ASGI layers; at 50 frames a second
-    each way per call that cost more than the bridge's own work. Frames written directly
-    bypass nothing the protocols keep state for: an unfragmented data frame changes no state
-    of a connection."""
-    length = len(payload)
-    bit = 0x80 if mask is not None else 0
-    if length < 126:
-        header = _HEADER_SHORT.pack(0x81, bit | length)
-    elif length < 1 << 16:
-        header = _HEADER_MEDIUM.pack(0x81, bit | 126, length)
-    else:
-        header = _HEADER_LONG.pack(0x81, bit | 127, length)
-    if mask is None:
-        return header + payload
-    return header + mask + apply_mask(payload, mask)
-
-
-_HEADER_SHORT = struct.Struct("!BB")
-_HEADER_MEDIUM = struct.Struct("!BBH")
-_HEADER_LONG = struct.Struct("!BBQ")
-
-
-class _MaskingKeys:
-    """Fresh random masking keys, drawn from the OS 1,024 at a time (one system call per
-    ~20 s of a call's audio rather than one per frame)."""
-
-    BATCH = 1024
-
-    def __init__(self) -> None:
-        self._pool = b""
-        self._at = 0
-
-    def next(self) -> bytes:
-        if self._at >= len(self._pool):
-            self._pool, self._at = os.urandom(4 * self.BATCH), 0
-        key = self._pool[self._at : self._at + 4]
-        self._at += 4
-        return key
 
 
 # One SDK client per endpoint and key, not per call (as the turn loop keeps its providers).
@@ -316,7 +307,10 @@ def _client(endpoint: RealtimeEndpoint) -> AsyncOpenAI:
 
 async def connect(endpoint: RealtimeEndpoint) -> RealtimeSocket:
     """Open the session (the SDK adds ``/realtime?model=`` and the bearer key)."""
-    manager = _client(endpoint).realtime.connect(model=endpoint.model)
+    manager = _client(endpoint).realtime.connect(
+        model=endpoint.model,
+        websocket_connection_options={"create_connection": FastClientConnection},  # type: ignore[typeddict-unknown-key]
+    )
     async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
         return RealtimeSocket(await manager.enter())
 
