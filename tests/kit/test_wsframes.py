@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosedOK
+from websockets.exceptions import ConnectionClosedOK, InvalidMessage
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
@@ -250,3 +250,22 @@ async def test_reading_pauses_while_too_many_messages_wait() -> None:
     for _ in range(MAX_QUEUED // 2 + 1):
         assert await reader.next() == b"m"
     assert transport.reading
+
+
+async def test_a_response_head_that_never_ends_is_refused_not_waited_for() -> None:
+    async def endless_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nX-Filler: ")
+        for _ in range(20):
+            writer.write(b"a" * 8192)
+            await writer.drain()
+        await reader.read()  # the client gives up on the response: it closes its side
+        writer.close()
+
+    server = await asyncio.start_server(endless_head, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        with pytest.raises(InvalidMessage):
+            await connect(
+                f"ws://127.0.0.1:{port}", create_connection=FastClientConnection, open_timeout=5
+            )

@@ -44,6 +44,8 @@ OP_TEXT, OP_PING, OP_PONG = 0x1, 0x9, 0xA
 FIN_TEXT = 0x80 | OP_TEXT  # FIN set, no RSV bits (so not compressed), text
 # A larger message is the library's to read (and to refuse, under its own size limit).
 MAX_MESSAGE_BYTES = 1 << 20
+# An opening handshake's response head longer than this is left to websockets (to refuse).
+MAX_HEAD_BYTES = 64 * 1024
 # Messages read before anyone takes them: past this, reading pauses until they are taken.
 MAX_QUEUED = 1000
 
@@ -288,6 +290,9 @@ class FastClientConnection(ClientConnection):
         self._head += data
         end = self._head.find(b"\r\n\r\n")
         if end < 0:
+            if len(self._head) > MAX_HEAD_BYTES:  # websockets refuses such a response
+                head, self._head = bytes(self._head), bytearray()
+                super().data_received(head)
             return
         head, rest = bytes(self._head[: end + 4]), bytes(self._head[end + 4 :])
         self._head = bytearray()
