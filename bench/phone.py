@@ -6,7 +6,10 @@ call (one WebSocket each, the documented Media Streams messages). Each call carr
 of 20 ms μ-law a second each way: the caller's frames go to the model as
 ``input_audio_buffer.append``, the model's ``response.output_audio.delta``s come back as
 Twilio ``media``, with a ``mark`` after every 100 ms of audio (5 frames) that the caller
-echoes.
+echoes. Real calls start at unrelated moments, so their 20 ms ticks are spread over the tick:
+both generators send each call's frame in one of 10 slots 2 ms apart (``--phase-locked``: all
+calls at the same instant, the worst case, where the last frame of a tick waits for the
+bridge to get through every call's).
 
 Each frame carries the time it was sent (CLOCK_MONOTONIC, shared by the processes) and a
 sequence number, so the receiving end measures the one-way latency through the bridge and
@@ -49,7 +52,7 @@ from common import SECRET, drop_database, fresh_database, seed_owner, start_serv
 from lean_ws import ClientPeer, client_frame, connect
 from rich.console import Console
 from rich.table import Table
-from stamps import STAMP_CHARS, stamp, unstamp
+from stamps import PHASES, STAMP_CHARS, paced, stamp, unstamp
 from twilio.request_validator import RequestValidator
 
 API = "/api/v1"
@@ -160,9 +163,9 @@ class StubProcess:
     """The streaming realtime stub (``realtime_stream.py``); its per-second report lines,
     timestamped."""
 
-    def __init__(self) -> None:
+    def __init__(self, phases: int) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "realtime_stream.py")],
+            [sys.executable, str(ROOT / "bench" / "realtime_stream.py"), f"--phases={phases}"],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -288,16 +291,18 @@ async def open_call(
     return leg
 
 
-async def talk(calls: list[TwilioLeg], stop: asyncio.Event) -> None:
-    """Every call sends its next 20 ms frame on each tick (one timer for all calls)."""
-    started = time.monotonic()
-    ticks = 0
-    while not stop.is_set():
-        masks = os.urandom(8 * len(calls))  # masking keys for every frame, drawn at once
-        for index, call in enumerate(calls):
+async def talk(calls: list[TwilioLeg], stop: asyncio.Event, phases: int) -> None:
+    """Every call sends its next 20 ms frame on each tick, in its slot of the tick
+    (``stamps.paced``)."""
+    slots = [calls[slot::phases] for slot in range(phases)]
+
+    def send_slot(slot: int) -> None:
+        speaking = slots[slot]
+        masks = os.urandom(8 * len(speaking))  # masking keys for every frame, drawn at once
+        for index, call in enumerate(speaking):
             call.speak(masks[8 * index : 8 * index + 8])
-        ticks += 1
-        await asyncio.sleep(max(0.0, started + ticks * 0.02 - time.monotonic()))
+
+    await paced(phases, send_slot, stop.is_set)
 
 
 def percentile(values: list[int], p: float) -> float:
@@ -327,14 +332,20 @@ async def all_streaming(stats: list[CallStats]) -> None:
 
 
 async def run_level(
-    server_url: str, server_pid: int, stub: StubProcess, line: Line, count: int, seconds: float
+    server_url: str,
+    server_pid: int,
+    stub: StubProcess,
+    line: Line,
+    count: int,
+    seconds: float,
+    phases: int,
 ) -> dict[str, object]:
     placed = await place_calls(server_url, line, count)
     measuring, stop = asyncio.Event(), asyncio.Event()
     opened = time.monotonic()
     calls = [await open_call(url, params, sid, measuring) for url, params, sid in placed]
     stats = [call.stats for call in calls]
-    talker = asyncio.create_task(talk(calls, stop))
+    talker = asyncio.create_task(talk(calls, stop, phases))
     # Forwarding is measured once every call streams: the caller's frames sent while its
     # stream was still being admitted wait for the model's socket, which is admission time
     # (reported on its own), not forwarding latency.
@@ -399,13 +410,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--backend", default="sqlite")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--phase-locked",
+        action="store_true",
+        help="every call's frame at the same instant of the tick (the worst case), "
+        f"instead of the calls spread over {PHASES} slots of it",
+    )
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
+    phases = 1 if args.phase_locked else PHASES
 
     folder = Path(tempfile.mkdtemp(prefix="phone-"))
     url = fresh_database(args.backend, folder)
     agency_id, token = seed_owner(url, folder)
-    stub = StubProcess()
+    stub = StubProcess(phases)
     server = start_server(url, folder, {"DEMANDLY_REALTIME_URL": stub.url})
     rows: list[dict[str, object]] = []
     try:
@@ -414,7 +432,9 @@ def main() -> None:
         for count in levels:
             rows.append(
                 uvloop.run(
-                    run_level(server.url, server.process.pid, stub, line, count, args.seconds)
+                    run_level(
+                        server.url, server.process.pid, stub, line, count, args.seconds, phases
+                    )
                 )
             )
             print(rows[-1], flush=True)
@@ -425,7 +445,8 @@ def main() -> None:
 
     title = (
         f"Phone (b): concurrent media streams ({platform.node()}, {os.cpu_count()} CPUs, "
-        f"{datetime.now(UTC):%Y-%m-%d}, {args.backend})"
+        f"{datetime.now(UTC):%Y-%m-%d}, {args.backend}, "
+        f"{'phase-locked' if phases == 1 else f'{phases} phases'})"
     )
     table = Table(title=title)
     for column in rows[0]:

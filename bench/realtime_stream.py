@@ -18,7 +18,7 @@ import time
 
 import uvloop
 from lean_ws import OP_TEXT, ServerPeer, frame_header
-from stamps import STAMP_CHARS, stamp, unstamp
+from stamps import PHASES, STAMP_CHARS, paced, stamp, unstamp
 
 DELTA_PREFIX = (
     b'{"type":"response.output_audio.delta","response_id":"resp_1","item_id":"item_1",'
@@ -29,13 +29,17 @@ AUDIO_KEY = b'"audio":"'
 
 
 class Streamer:
-    """Every speaking session gets one delta per 20 ms tick; one timer for all of them."""
+    """Every speaking session gets one delta per 20 ms tick, in the slot (``stamps.paced``) of
+    the order it started speaking in; one timer for all of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, phases: int) -> None:
+        self.phases = phases
         self.received = 0
         self.lost = 0
         self.latencies_ns: list[int] = []
-        self.speaking: dict[ServerPeer, int] = {}
+        self.started = 0
+        # Per slot: the speaking sessions and the sequence of their next delta.
+        self.speaking: list[dict[ServerPeer, int]] = [{} for _ in range(phases)]
         # A delta's length never changes: its frame header is built once.
         frame = DELTA_PREFIX + stamp(0) + b'"}'
         self.delta_head = frame_header(OP_TEXT, len(frame), masked=False) + DELTA_PREFIX
@@ -51,38 +55,34 @@ class Streamer:
                 self.received += 1
                 self.lost += max(0, sequence - expected[0])
                 expected[0] = sequence + 1
-            elif b'"response.create"' in payload:
-                self.speaking.setdefault(peer, 0)
+            elif b'"response.create"' in payload and not any(peer in s for s in self.speaking):
+                self.speaking[self.started % self.phases][peer] = 0
+                self.started += 1
 
         peer.on_text = on_text
-        peer.closed.add_done_callback(lambda _: self.speaking.pop(peer, None))
+        peer.closed.add_done_callback(lambda _: [slot.pop(peer, None) for slot in self.speaking])
 
-    async def tick(self) -> None:
-        started = time.monotonic()
-        ticks = 0
+    def send_slot(self, slot: int) -> None:
         head = self.delta_head
-        while True:
-            speaking = self.speaking
-            for peer, sequence in list(speaking.items()):
-                speaking[peer] = sequence + 1
-                transport = peer.transport
-                if transport is not None and not transport.is_closing():
-                    transport.write(head + stamp(sequence) + b'"}')
-            ticks += 1
-            await asyncio.sleep(max(0.0, started + ticks * 0.02 - time.monotonic()))
+        speaking = self.speaking[slot]
+        for peer, sequence in list(speaking.items()):
+            speaking[peer] = sequence + 1
+            transport = peer.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(head + stamp(sequence) + b'"}')
 
     def report(self) -> str:
         samples, self.latencies_ns = self.latencies_ns, []
         return json.dumps({"received": self.received, "lost": self.lost, "latencies": samples})
 
 
-async def main(port: int) -> None:
-    streamer = Streamer()
+async def main(port: int, phases: int) -> None:
+    streamer = Streamer(phases)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: ServerPeer(streamer.open), "127.0.0.1", port)
     bound = next(iter(server.sockets)).getsockname()[1]
     print(f"ws://127.0.0.1:{bound}/v1", flush=True)
-    ticker = asyncio.create_task(streamer.tick())
+    ticker = asyncio.create_task(paced(phases, streamer.send_slot, lambda: False))
     while not ticker.done():
         await asyncio.sleep(1)
         print(streamer.report(), flush=True)
@@ -91,4 +91,6 @@ async def main(port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=0)
-    uvloop.run(main(parser.parse_args().port))
+    parser.add_argument("--phases", type=int, default=PHASES)
+    args = parser.parse_args()
+    uvloop.run(main(args.port, args.phases))
