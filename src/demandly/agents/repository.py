@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -15,6 +15,33 @@ from demandly.agents.models import Agent, AgentStatus, AgentVersion, ProviderCon
 from demandly.booking.models import Calendar
 from demandly.knowledge.models import KnowledgeBase
 from demandly.tenancy.models import Agency, Client, Status
+
+
+def _live_agents() -> Select[Any]:
+    """Agents with their live version; a deleted client takes its agents with it at once."""
+    return (
+        select(Agent)
+        .join(Client, Client.id == Agent.client_id)
+        .where(Agent.status != AgentStatus.DELETED, Client.status != Status.DELETED)
+        .options(joinedload(Agent.current_version))
+    )
+
+
+# Built once: every conversation a widget starts runs it, and building it (with its joined
+# load) cost as much as running it. The client and agency it joins come along (no look-ups
+# of their own).
+_PUBLISHED_BY_PUBLIC_KEY = (
+    _live_agents()
+    .add_columns(Client, Agency)
+    .join(Agency, Agency.id == Agent.agency_id)
+    .where(
+        Agent.public_key == bindparam("public_key"),
+        Agent.status == AgentStatus.PUBLISHED,
+        Agent.current_version_id.is_not(None),
+        Client.status == Status.ACTIVE,
+        Agency.status == Status.ACTIVE,
+    )
+)
 
 
 class AgentRepository:
@@ -29,13 +56,7 @@ class AgentRepository:
     def agents(
         self, client_id: str | None = None, kind: str | None = None, status: str | None = None
     ) -> Select[Any]:
-        # A deleted client takes its agents with it at once.
-        statement = (
-            select(Agent)
-            .join(Client, Client.id == Agent.client_id)
-            .where(Agent.status != AgentStatus.DELETED, Client.status != Status.DELETED)
-            .options(joinedload(Agent.current_version))
-        )
+        statement = _live_agents()
         if client_id is not None:
             statement = statement.where(Agent.client_id == client_id)
         if kind is not None:
@@ -52,19 +73,11 @@ class AgentRepository:
             statement = statement.with_for_update(of=Agent)
         return await self._one(statement)
 
-    async def published_by_public_key(self, public_key: str) -> Agent | None:
-        """A published agent of an active client of an active agency."""
-        return await self._one(
-            self.agents()
-            .join(Agency, Agency.id == Agent.agency_id)
-            .where(
-                Agent.public_key == public_key,
-                Agent.status == AgentStatus.PUBLISHED,
-                Agent.current_version_id.is_not(None),
-                Client.status == Status.ACTIVE,
-                Agency.status == Status.ACTIVE,
-            )
-        )
+    async def published_by_public_key(self, public_key: str) -> tuple[Agent, Client, Agency] | None:
+        """A published agent of an active client of an active agency, with them."""
+        result = await self.session.execute(_PUBLISHED_BY_PUBLIC_KEY, {"public_key": public_key})
+        row = result.one_or_none()
+        return None if row is None else (row.Agent, row.Client, row.Agency)
 
     async def using_connection(self, agency_id: str, connection_id: str) -> list[Agent]:
         """Agents whose draft or live version names the connection (checked in Python: the

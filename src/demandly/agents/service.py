@@ -34,7 +34,7 @@ from demandly.kit.db import session_actor
 from demandly.kit.errors import Conflict, NotFound, ValidationFailed
 from demandly.kit.ids import random_token
 from demandly.kit.time import utcnow
-from demandly.tenancy.models import Client
+from demandly.tenancy.models import Agency, Client
 from demandly.tenancy.service import system_scope
 
 PUBLIC_KEY_PREFIX = "pk_"
@@ -312,13 +312,22 @@ async def agent_by_public_key(session: AsyncSession, public_key: str) -> Publish
     draft, a deleted agent, or a suspended or deleted client or agency. Looks across tenants
     (the key is all a visitor has); the session's scope is left as it was: the caller narrows
     it to the agent's client before doing anything else."""
+    found = await published_with_owners(session, public_key)
+    return None if found is None else found[0]
+
+
+async def published_with_owners(
+    session: AsyncSession, public_key: str
+) -> tuple[PublishedAgent, Client, Agency] | None:
+    """``agent_by_public_key`` with the agent's client and agency, read in the same statement."""
     if not public_key or len(public_key) > 64:
         return None
     async with system_scope(session):
-        agent = await AgentRepository(session).published_by_public_key(public_key)
-    if agent is None or agent.current_version is None:
+        found = await AgentRepository(session).published_by_public_key(public_key)
+    if found is None or found[0].current_version is None:
         return None
-    return PublishedAgent(agent=agent, version=agent.current_version)
+    agent, client, agency = found
+    return PublishedAgent(agent, agent.current_version), client, agency
 
 
 def agent_context(version: AgentVersion, client: Client) -> AgentContext:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, Literal
 
-from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy import Insert, Select, Update, and_, bindparam, insert, or_, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -17,7 +20,17 @@ from demandly.conversations.models import (
     MessageRole,
 )
 from demandly.kit.context import Scope
-from demandly.kit.db import grants_criteria
+from demandly.kit.db import (
+    ScopedQuery,
+    TenantFilter,
+    as_loaded,
+    ensure_writable,
+    execute_core,
+    grants_criteria,
+)
+
+# How ``advance`` changes the count of turns without progress: set it, count one more, or not.
+ProgressChange = Literal["set", "count"] | None
 
 
 @dataclass(frozen=True)
@@ -51,29 +64,26 @@ class ConversationRepository:
         visitor_token_hash: str | None = None,
     ) -> Conversation | None:
         """Reserve the next ``messages`` positions and count the turn, returning the
-        conversation as it is now: one ``UPDATE … RETURNING``, which also locks the row (the
-        session's scope applies to it as to any query). With ``visitor_token_hash`` only the
-        conversation that token belongs to is touched."""
-        values: dict[Any, Any] = {Conversation.message_count: Conversation.message_count + messages}
-        if messages:
-            values[Conversation.last_activity_at] = now
+        conversation as it is now: one ``UPDATE … RETURNING``, which also locks the row (within
+        the session's scope). With ``visitor_token_hash`` only the conversation that token
+        belongs to is touched. The row replaces any copy the session holds."""
+        change: ProgressChange = None
         if one_more_turn_without_progress:
-            values[Conversation.turns_without_progress] = Conversation.turns_without_progress + 1
+            change = "count"
         elif turns_without_progress is not None:
-            values[Conversation.turns_without_progress] = turns_without_progress
-        statement = (
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(values)
-            .returning(Conversation)
-        )
+            change = "set"
+        query = _advance_query(bool(messages), change, visitor_token_hash is not None)
+        # Only the statement's own parameters: a column's name would join its SET clause.
+        parameters: dict[str, Any] = {"conversation_id": conversation_id, "messages": messages}
+        if messages:
+            parameters["now"] = now
+        if change == "set":
+            parameters["progress"] = turns_without_progress
         if visitor_token_hash is not None:
-            statement = statement.where(Conversation.visitor_token_hash == visitor_token_hash)
-        # The row RETURNING brings back is the conversation as it now is: it replaces any copy
-        # the session holds, so matching the session's objects against the WHERE clause first
-        # (the default synchronisation, a third of the statement's cost) is not needed.
-        statement = statement.execution_options(synchronize_session=False, populate_existing=True)
-        return (await self.session.execute(statement)).scalar_one_or_none()
+            parameters["token_hash"] = visitor_token_hash
+        result = await execute_core(self.session, query.statement(self.session), parameters)
+        row = result.mappings().first()
+        return None if row is None else as_loaded(self.session, Conversation, row)
 
     async def by_visitor_token(
         self, token_hash: str, *, for_update: bool = False
@@ -111,17 +121,17 @@ class ConversationRepository:
         )
         return list(result.scalars())
 
-    async def latest_for_model(self, conversation_id: str, limit: int) -> list[Any]:
+    async def latest_for_model(self, conversation_id: str, limit: int) -> list[Row[Any]]:
         """The last ``limit`` messages (only what a model reads), oldest first."""
-        result = await self.session.execute(
-            select(
-                Message.seq, Message.role, Message.content, Message.tool_calls, Message.tool_call_id
-            )
-            .where(Message.conversation_id == conversation_id)
-            .order_by(Message.seq.desc())
-            .limit(limit)
-        )
-        return list(reversed(result.all()))
+        statement = _LATEST_FOR_MODEL.statement(self.session)
+        parameters = {"conversation_id": conversation_id, "limit": limit}
+        return list(reversed((await execute_core(self.session, statement, parameters)).all()))
+
+    async def insert_messages(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Write messages, each row holding every column (one statement, however many)."""
+        for row in rows:
+            ensure_writable(self.session, row["agency_id"], row["client_id"])
+        await execute_core(self.session, _INSERT_MESSAGE, list(rows))
 
     async def message_by_client_id(
         self, conversation_id: str, client_message_id: str
@@ -212,3 +222,46 @@ class ConversationRepository:
             return {}
         rows = await self.session.execute(select(Message).where(Message.id.in_(ids)))
         return {m.conversation_id: m for m in rows.scalars()}
+
+
+# --- hot statements of a turn, built once (per scope: kit.db.ScopedQuery) ---------------------
+
+_CONVERSATIONS = Conversation.__table__
+_MESSAGES = Message.__table__
+_INSERT_MESSAGE: Insert = insert(_MESSAGES)
+
+
+@cache
+def _advance_query(touch: bool, change: ProgressChange, by_token: bool) -> ScopedQuery[Update]:
+    columns = _CONVERSATIONS.c
+
+    def build(tenant: TenantFilter) -> Update:
+        count = columns.message_count
+        values: dict[Any, Any] = {count: count + bindparam("messages")}
+        if touch:
+            values[columns.last_activity_at] = bindparam("now", type_=columns.last_activity_at.type)
+        if change == "count":
+            values[columns.turns_without_progress] = columns.turns_without_progress + 1
+        elif change == "set":
+            values[columns.turns_without_progress] = bindparam("progress")
+        statement = update(_CONVERSATIONS).where(
+            columns.id == bindparam("conversation_id"), tenant(Conversation)
+        )
+        if by_token:
+            statement = statement.where(columns.visitor_token_hash == bindparam("token_hash"))
+        return statement.values(values).returning(*columns)
+
+    return ScopedQuery(build)
+
+
+def _latest_for_model(tenant: TenantFilter) -> Select[Any]:
+    columns = _MESSAGES.c
+    return (
+        select(columns.seq, columns.role, columns.content, columns.tool_calls, columns.tool_call_id)
+        .where(columns.conversation_id == bindparam("conversation_id"), tenant(Message))
+        .order_by(columns.seq.desc())
+        .limit(bindparam("limit"))
+    )
+
+
+_LATEST_FOR_MODEL = ScopedQuery(_latest_for_model)

@@ -5,6 +5,8 @@ Nothing here talks to a model: the turn loop (engine/service.py) does, and calls
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +23,7 @@ from demandly.conversations.repository import ConversationRepository
 from demandly.jobs.service import emit
 from demandly.kit.crypto import hash_token
 from demandly.kit.errors import Conflict, Gone, NotFound
-from demandly.kit.ids import random_token
+from demandly.kit.ids import new_id, random_token
 from demandly.kit.time import utcnow
 
 VISITOR_TOKEN_PREFIX = "vt_"
@@ -53,7 +55,7 @@ async def start(
     language: str,
     greeting: str,
     consent: bool,
-) -> tuple[Conversation, str, Message]:
+) -> tuple[Conversation, str, NewMessage]:
     """A new conversation with its greeting; returns it, the visitor's token (shown once) and
     the greeting as stored."""
     now = utcnow()
@@ -76,8 +78,9 @@ async def start(
         turns_without_progress=0,
     )
     session.add(conversation)
-    message = add_at(session, conversation, 1, MessageRole.ASSISTANT, greeting, model="greeting")
     await session.flush()
+    message = new_message(conversation, 1, MessageRole.ASSISTANT, greeting, model="greeting")
+    await store_messages(session, [message])
     await emit(
         session,
         CONVERSATION_STARTED,
@@ -152,6 +155,56 @@ def add_at(
     )
     session.add(message)
     return message
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message as ``store_messages`` writes it: every column of its row, so that it reads
+    like a stored ``Message`` without the ORM (a turn writes two or three)."""
+
+    id: str
+    created_at: datetime
+    agency_id: str
+    client_id: str
+    conversation_id: str
+    seq: int
+    role: str
+    content: str | None
+    tool_calls: list[Any] = field(default_factory=list)
+    tool_call_id: str | None = None
+    quick_replies: list[Any] = field(default_factory=list)
+    sources: list[Any] = field(default_factory=list)
+    client_message_id: str | None = None
+    author_user_id: str | None = None
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: int | None = None
+    updated_at: datetime | None = None
+
+
+def new_message(
+    conversation: Conversation, seq: int, role: MessageRole, content: str | None, **fields: Any
+) -> NewMessage:
+    """The message at a position already counted (``advance``), to ``store_messages``."""
+    return NewMessage(
+        id=new_id(Message.__id_prefix__),
+        created_at=utcnow(),
+        agency_id=conversation.agency_id,
+        client_id=conversation.client_id,
+        conversation_id=conversation.id,
+        seq=seq,
+        role=role.value,
+        content=content,
+        **fields,
+    )
+
+
+async def store_messages(session: AsyncSession, messages: Sequence[NewMessage]) -> None:
+    """Write messages made by ``new_message`` in one statement (no ORM unit of work: a turn's
+    messages are written once and never changed)."""
+    if messages:
+        await ConversationRepository(session).insert_messages([vars(m) for m in messages])
 
 
 async def advance(

@@ -21,6 +21,7 @@ from demandly.agents.models import AgentVersion
 from demandly.config import Settings
 from demandly.conversations import service as conversations
 from demandly.conversations.models import Conversation, ConversationStatus, Message, MessageRole
+from demandly.conversations.service import NewMessage
 from demandly.engine.offline.hours import is_open, local_now
 from demandly.engine.offline.texts import language_of, say
 from demandly.engine.prompt import system_prompt
@@ -86,6 +87,14 @@ class EngineEvent:
 
 
 @dataclass(frozen=True)
+class EventBatch:
+    """Events a channel can send together (``TurnRunner.answer_in_batches``)."""
+
+    events: list[EngineEvent]
+    last: bool = False
+
+
+@dataclass(frozen=True)
 class VisitorAccess:
     """A visitor's bearer token for one conversation, checked in the turn's first transaction
     (no separate look-up). ``admit`` runs once the conversation is known, before anything is
@@ -143,7 +152,7 @@ def opening_greeting(context: AgentContext, now: datetime | None = None) -> str:
     return f"{greeting.rstrip()} {notice.strip()}"
 
 
-def message_view(message: Message) -> dict[str, Any]:
+def message_view(message: Message | NewMessage) -> dict[str, Any]:
     """A message as channels show it (tool traffic stays internal)."""
     return {
         "id": message.id,
@@ -156,11 +165,11 @@ def message_view(message: Message) -> dict[str, Any]:
     }
 
 
-def _message_event(message: Message) -> EngineEvent:
+def _message_event(message: Message | NewMessage) -> EngineEvent:
     return EngineEvent("message", {"message": message_view(message)})
 
 
-def visible(message: Message) -> bool:
+def visible(message: Message | NewMessage) -> bool:
     return message.role != MessageRole.TOOL and bool(message.content)
 
 
@@ -213,14 +222,14 @@ class TurnRunner:
                 if counted is not None:
                     conversation, scope = counted
                     turn = Turn(scope=scope, actor=actor, conversation=conversation)
-                    user_message = conversations.add_at(
-                        session,
+                    user_message = conversations.new_message(
                         conversation,
                         conversation.message_count,
                         MessageRole.USER,
                         text,
                         client_message_id=client_message_id,
                     )
+                    await conversations.store_messages(session, [user_message])
                     turn.events.append(_message_event(user_message))
                     return await self._end_first_transaction(session, turn)
                 who = VisitorAccess(who.token)  # admitted already
@@ -299,18 +308,38 @@ class TurnRunner:
     async def answer(self, turn: Turn) -> AsyncIterator[EngineEvent]:
         """The events of a begun turn: what its first transaction stored, then the agent's
         answer, streamed with no transaction open, then what storing it brought."""
-        for event in turn.events:
-            yield event
+        async for batch in self.answer_in_batches(turn):
+            for event in batch.events:
+                yield event
+
+    async def answer_in_batches(self, turn: Turn) -> AsyncIterator[EventBatch]:
+        """``answer``'s events in batches of those available together, for a channel to send
+        each batch at once: a provider that streams sends every delta as it comes (the
+        events stored before it go first, not held for its first delta); one that computes
+        its answer at once (``answers_at_once``, the offline engine) sends them all with the
+        turn's stored events; what storing each round brought follows as one batch. The
+        last batch (``last``, possibly empty) ends the turn."""
+        batch = list(turn.events)
         prepared = turn.prepared
         if prepared is None:
+            yield EventBatch(batch, last=True)
             return
         scope, actor = turn.scope, turn.actor
         progressed = False
         cited: list[dict[str, str | None]] = []
         for round_number in range(1, MAX_MODEL_ROUNDS + 1):
+            at_once = getattr(prepared.provider, "answers_at_once", False)
             outcome = _Outcome()
+            if batch and not at_once:
+                yield EventBatch(batch)
+                batch = []
             async for event in self._stream(prepared, outcome):
-                yield event
+                if at_once:
+                    batch.append(event)
+                else:
+                    yield EventBatch([event])
+            if batch:
+                yield EventBatch(batch)
             if outcome.text and not outcome.sources:
                 outcome.sources = cited
             wants_more = (
@@ -324,11 +353,14 @@ class TurnRunner:
             )
             progressed = progressed or result.progressed
             cited = _merge_sources(cited, result.sources)
-            for event in result.events:
-                yield event
+            batch = result.events  # held: the last batch unless another round follows
             if not (wants_more and result.active):
                 break
+            if batch:
+                yield EventBatch(batch)
+                batch = []
             prepared = await self._refresh(scope, actor, prepared)
+        yield EventBatch(batch, last=True)
 
     async def _prepare(self, session: AsyncSession, conversation: Conversation) -> _Prepared:
         setup = await self._setup(session, conversation)
@@ -480,8 +512,7 @@ class TurnRunner:
         ``sources`` collects what knowledge searches found, so the answer a model gives from
         them cites them."""
         seq = conversation.message_count - len(outcome.tool_calls)
-        reply = conversations.add_at(
-            session,
+        reply = conversations.new_message(
             conversation,
             seq,
             MessageRole.ASSISTANT,
@@ -494,19 +525,22 @@ class TurnRunner:
             completion_tokens=outcome.usage.completion_tokens if outcome.usage else None,
             latency_ms=outcome.latency_ms,
         )
+        stored = [reply]
         for offset, call in enumerate(outcome.tool_calls, start=1):
             result = await run_tool(tools, call, prepared.enabled_tools)
             sources.extend(_cited_sources(result))
             if result.get("ok") and call.name in PROGRESS_TOOLS:
                 tools.signal("progress", tool=call.name)
-            conversations.add_at(
-                session,
-                conversation,
-                seq + offset,
-                MessageRole.TOOL,
-                _json(result),
-                tool_call_id=call.id,
+            stored.append(
+                conversations.new_message(
+                    conversation,
+                    seq + offset,
+                    MessageRole.TOOL,
+                    _json(result),
+                    tool_call_id=call.id,
+                )
             )
+        await conversations.store_messages(session, stored)
         return [EngineEvent("message", {"message": message_view(reply)})] if visible(reply) else []
 
     async def _count_progress(

@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from demandly.jobs.models import DomainEvent, Job, JobStatus
 from demandly.kit.context import Scope
-from demandly.kit.db import as_written, grants_criteria
+from demandly.kit.db import as_written, execute_core, grants_criteria
 from demandly.kit.pagination import PageParams, paginate
 
 # Built once (plain Core statements: nothing to scope, inserts are checked before).
@@ -58,12 +58,12 @@ class JobRepository:
         rows written come back (the ORM's bulk INSERT … RETURNING of whole jobs cost twice as
         much)."""
         statement = _INSERT_JOBS[self.session.bind.dialect.name]
-        return set((await self.session.execute(statement, rows)).scalars())
+        return set((await execute_core(self.session, statement, rows)).scalars())
 
     async def insert_event(self, values: dict[str, Any]) -> DomainEvent:
         """Write the event and hand it back as written (``values`` hold every column; the
         ORM's INSERT … RETURNING cost a third of an event's time)."""
-        await self.session.execute(_INSERT_EVENT, values)
+        await execute_core(self.session, _INSERT_EVENT, values)
         return as_written(self.session, DomainEvent, values)
 
     async def update_where(

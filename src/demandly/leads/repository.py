@@ -159,7 +159,9 @@ class LeadRepository:
         return await self._one(statement.execution_options(populate_existing=True))
 
     async def lead_of_conversation(self, conversation_id: str) -> Lead | None:
-        return await self._one(select(Lead).where(Lead.conversation_id == conversation_id))
+        statement = _LEAD_OF_CONVERSATION.statement(self.session)
+        result = await self.session.execute(statement, {"conversation_id": conversation_id})
+        return result.scalar_one_or_none()  # type: ignore[no-any-return]
 
     async def contacts_by_id(self, contact_ids: set[str]) -> dict[str, Contact]:
         if not contact_ids:
@@ -178,7 +180,9 @@ class LeadRepository:
     # --- settings and people
 
     async def settings(self, client_id: str) -> LeadSettings | None:
-        return await self._one(select(LeadSettings).where(LeadSettings.client_id == client_id))
+        statement = _SETTINGS.statement(self.session)
+        result = await self.session.execute(statement, {"client_id": client_id})
+        return result.scalar_one_or_none()  # type: ignore[no-any-return]
 
     async def is_team_member(self, user_id: str, agency_id: str, client_id: str) -> bool:
         """The user holds a role in the client or (agency-wide) in its agency."""
@@ -245,3 +249,18 @@ def _contacts_matching_query(email: bool, phone: bool) -> ScopedQuery[Select[Any
         )
 
     return ScopedQuery(build)
+
+
+# A captured lead runs these every time (built once per scope: kit.db.ScopedQuery).
+def _lead_of_conversation(tenant: TenantFilter) -> Select[Any]:
+    return select(Lead).where(Lead.conversation_id == bindparam("conversation_id"), tenant(Lead))
+
+
+def _settings(tenant: TenantFilter) -> Select[Any]:
+    return select(LeadSettings).where(
+        LeadSettings.client_id == bindparam("client_id"), tenant(LeadSettings)
+    )
+
+
+_LEAD_OF_CONVERSATION = ScopedQuery(_lead_of_conversation)
+_SETTINGS = ScopedQuery(_settings)

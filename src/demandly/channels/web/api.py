@@ -14,6 +14,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Send
 
 from demandly.agents import service as agents
 from demandly.agents.models import AgentVersion
@@ -24,6 +26,7 @@ from demandly.conversations import service as conversations
 from demandly.conversations.models import Channel, Conversation
 from demandly.engine.service import (
     EngineEvent,
+    EventBatch,
     TurnRunner,
     VisitorAccess,
     message_view,
@@ -31,7 +34,7 @@ from demandly.engine.service import (
     visible,
 )
 from demandly.kit.context import Actor, Scope
-from demandly.kit.db import Database
+from demandly.kit.db import Database, set_scope
 from demandly.kit.errors import DemandlyError, Forbidden, NotFound, Unauthorized, ValidationFailed
 from demandly.kit.http import client_ip
 from demandly.kit.ratelimit import RateLimiter
@@ -80,19 +83,15 @@ def check_origin(request: Request, allowed: list[str]) -> None:
 
 
 async def _published(
-    request: Request, public_key: str, *, with_agency: bool = True
-) -> tuple[agents.PublishedAgent, Client, Agency | None]:
-    """The published agent and its client, and its agency when asked for (its branding);
-    ``agent_by_public_key`` has already refused a suspended client or agency."""
-    db = get_database(request)
-    async with db.session(Scope.for_system()) as session:
-        found = await agents.agent_by_public_key(session, public_key)
-        if found is None:
-            raise NotFound("No such agent.")
-        client = await session.get(Client, found.agent.client_id)
-        agency = await session.get(Agency, found.agent.agency_id) if with_agency else None
-    assert client is not None and (agency is not None or not with_agency)
-    return found, client, agency
+    session: AsyncSession, public_key: str
+) -> tuple[agents.PublishedAgent, Client, Agency]:
+    """The published agent, its client and its agency (its branding), read under the system
+    scope the session must have; ``published_with_owners`` has already refused a suspended
+    client or agency."""
+    found = await agents.published_with_owners(session, public_key)
+    if found is None:
+        raise NotFound("No such agent.")
+    return found
 
 
 async def _visitor_conversation(request: Request, conversation_id: str) -> Conversation:
@@ -118,8 +117,8 @@ def _public(message_dict: dict) -> s.PublicMessage:  # type: ignore[type-arg]
 @router.get("/agents/{public_key}", response_model=s.PublicAgent)
 async def get_public_agent(public_key: PublicKey, request: Request) -> s.PublicAgent:
     """Brand, greeting and privacy notice: all the widget needs before the visitor agrees."""
-    found, client, agency = await _published(request, public_key)
-    assert agency is not None
+    async with get_database(request).session(Scope.for_system()) as session:
+        found, client, agency = await _published(session, public_key)
     definition = agents.definition_of(found.version)
     check_origin(request, definition.widget.allowed_origins)
     context = agents.agent_context(found.version, client)
@@ -154,13 +153,14 @@ async def start_conversation(
 ) -> s.ConversationStarted:
     """Start a conversation once the visitor accepted the privacy notice; answers the token."""
     starts_per_ip.check(f"ip:{client_ip(request)}")
-    found, client, _ = await _published(request, public_key, with_agency=False)
-    definition = agents.definition_of(found.version)
-    check_origin(request, definition.widget.allowed_origins)
-    context = agents.agent_context(found.version, client)
-    db = get_database(request)
-    scope = Scope.for_client(found.agent.agency_id, found.agent.client_id)
-    async with db.session(scope, _visitor(request)) as session:
+    # One unit of work: the agent is found under the system scope, which then narrows to its
+    # client for the writes.
+    async with get_database(request).session(Scope.for_system(), _visitor(request)) as session:
+        found, client, _ = await _published(session, public_key)
+        definition = agents.definition_of(found.version)
+        check_origin(request, definition.widget.allowed_origins)
+        context = agents.agent_context(found.version, client)
+        await set_scope(session, Scope.for_client(found.agent.agency_id, found.agent.client_id))
         conversation, token, greeting = await conversations.start(
             session,
             agency_id=found.agent.agency_id,
@@ -238,11 +238,13 @@ async def post_message(
     except NotFound:
         raise Unauthorized("The visitor token does not fit this conversation.") from None
     conversation = turn.conversation
-    events = runner.answer(turn)
     if accept and "text/event-stream" in accept:
-        return StreamingResponse(
-            _sse(events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        return _EventStream(
+            _sse(runner.answer_in_batches(turn)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
         )
+    events = runner.answer(turn)
     status = conversation.status
     new: list[s.PublicMessage] = []
     async for event in events:
@@ -255,17 +257,52 @@ async def post_message(
     return s.Transcript(conversation_id=conversation.id, status=status, messages=new)
 
 
-async def _sse(events: AsyncIterator[EngineEvent]) -> AsyncIterator[bytes]:
+_DONE = "event: done\ndata: {}\n\n"
+
+
+class _LastChunk(bytes):
+    """The chunk that ends a stream of server-sent events."""
+
+
+class _EventStream(StreamingResponse):
+    """A streaming response whose ``_LastChunk`` goes out with the end of the body: one write
+    (through every middleware, and to the socket) instead of two."""
+
+    async def stream_response(self, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        ended = False
+        async for chunk in self.body_iterator:
+            ended = isinstance(chunk, _LastChunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
+        if not ended:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _sse(batches: AsyncIterator[EventBatch]) -> AsyncIterator[bytes]:
+    """Server-sent events, each batch of the engine's in one write (a write passes through
+    every middleware and the server: per event, that cost more than the turn's own work),
+    the last with ``done``."""
     try:
-        async for event in events:
-            data = event.data
-            if event.type == "message":
-                data = {"message": _public(event.data["message"]).model_dump()}
-            yield f"event: {event.type}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+        async for batch in batches:
+            text = "".join(map(_sse_event, batch.events))
+            if batch.last:
+                yield _LastChunk((text + _DONE).encode())
+                return
+            yield text.encode()
     except Exception as exc:  # the stream has started: report in-band, never a broken 500
         code = getattr(exc, "code", "internal_error")
-        yield f"event: error\ndata: {json.dumps({'code': code})}\n\n".encode()
-    yield b"event: done\ndata: {}\n\n"
+        yield _LastChunk(f"event: error\ndata: {json.dumps({'code': code})}\n\n{_DONE}".encode())
+        return
+    yield _LastChunk(_DONE.encode())
+
+
+def _sse_event(event: EngineEvent) -> str:
+    data = event.data
+    if event.type == "message":
+        data = {"message": _public(event.data["message"]).model_dump()}
+    return f"event: {event.type}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 def _visitor(request: Request) -> Actor:

@@ -92,6 +92,8 @@ class OfflineEngine:
     needs_tool_results = False
     # ... except for these: it looks something up, and answers once the result is in.
     tools_needing_results = frozenset({SEARCH_KNOWLEDGE, *booking.LOOKUPS})
+    # It computes a reply whole, with no I/O: its events can go to the visitor together.
+    answers_at_once = True
 
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock = clock

@@ -1,0 +1,88 @@
+"""A turn's events in the batches a channel sends at once: a streaming model's deltas go out
+one by one as they come (the visitor's stored message before the first of them), the offline
+engine's whole answer together with the visitor's message; the last batch says it is."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from demandly.config import Settings
+from demandly.engine.providers.base import CompletionRequest, Finished, ProviderEvent, TextDelta
+from demandly.engine.service import EngineEvent, EventBatch, Turn, TurnRunner
+from demandly.kit.context import Scope
+from demandly.kit.db import Database
+from tests.conversations.conftest import PublishedAgent, start
+
+
+class StreamingModel:
+    """A model that streams two deltas, counting those it produced."""
+
+    name = "streaming"
+
+    def __init__(self) -> None:
+        self.produced = 0
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[ProviderEvent]:
+        for text in ("Guten ", "Tag"):
+            self.produced += 1
+            yield TextDelta(text=text)
+        yield Finished(reason="stop")
+
+
+async def begun(
+    runner: TurnRunner, visitor: httpx.AsyncClient, agent: PublishedAgent, text: str
+) -> Turn:
+    started = await start(visitor, agent.public_key)
+    scope = Scope.for_client(agent.tenant.agency.id, agent.tenant.clients[0].id)
+    return await runner.begin(scope, started["conversation_id"], text)
+
+
+def kinds(batch: EventBatch) -> list[str]:
+    return [event.type for event in batch.events]
+
+
+def role(event: EngineEvent) -> Any:
+    return event.data["message"]["role"]
+
+
+async def test_a_streaming_model_s_deltas_go_out_one_by_one_as_they_come(
+    db: Database, settings: Settings, visitor: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    model = StreamingModel()
+    runner = TurnRunner(db, settings, provider_factory=lambda settings, llm: model)
+    batches = runner.answer_in_batches(await begun(runner, visitor, agent, "Hallo"))
+
+    stored = await anext(batches)
+    assert kinds(stored) == ["message"] and role(stored.events[0]) == "user"
+    assert model.produced == 0  # not held back for the model's first delta
+    first = await anext(batches)
+    assert first.events == [EngineEvent("delta", {"text": "Guten "})]
+    assert model.produced == 1  # handed out before the model went on
+    rest = [batch async for batch in batches]
+    assert rest[0].events == [EngineEvent("delta", {"text": "Tag"})]
+    assert kinds(rest[-1]) == ["message"] and role(rest[-1].events[0]) == "assistant"
+    assert rest[-1].last and not any(b.last for b in (stored, first, *rest[:-1]))
+
+
+async def test_the_offline_engine_s_answer_goes_out_with_the_visitor_s_message(
+    db: Database, settings: Settings, visitor: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    runner = TurnRunner(db, settings)
+    turn = await begun(runner, visitor, agent, "Guten Tag, ich hätte gern einen Termin.")
+    batches = [batch async for batch in runner.answer_in_batches(turn)]
+
+    first = batches[0]
+    assert role(first.events[0]) == "user"
+    assert len(first.events) > 2 and set(kinds(first)[1:]) == {"delta"}
+    last = batches[-1]
+    assert last.last and role(last.events[0]) == "assistant"
+    answer = "".join(e.data["text"] for b in batches for e in b.events if e.type == "delta")
+    assert last.events[0].data["message"]["content"] == answer
+    # The flattened events are the same, in the same order (on a second conversation, with
+    # the agent's setup cached: its history must see the visitor's message all the same).
+    again = await begun(runner, visitor, agent, "Guten Tag, ich hätte gern einen Termin.")
+    flat = [event.type for event in [e async for e in runner.answer(again)]]
+    assert flat == [kind for batch in batches for kind in kinds(batch)]
