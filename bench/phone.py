@@ -1,11 +1,10 @@
 """Phone benchmark (b): concurrent realtime calls through the Media Streams bridge.
 
-One server process (uvicorn, as in production) bridges every call; this process is both its
-peers: a local server speaking the OpenAI Realtime protocol (``realtime_stream.Streamer``) is
-the model, and it plays Twilio for every call (one WebSocket each, the documented Media
-Streams messages). So the load takes one of the machine's two cores and the server the other.
-Each call carries 50 frames of 20 ms μ-law a second each way: the caller's frames go to the
-model as ``input_audio_buffer.append``, the model's ``response.output_audio.delta``s come back as
+One server process (uvicorn, as in production) bridges every call; a local server speaking the
+OpenAI Realtime protocol (its own process) is the model; this process plays Twilio for every
+call (one WebSocket each, the documented Media Streams messages). Each call carries 50 frames
+of 20 ms μ-law a second each way: the caller's frames go to the model as
+``input_audio_buffer.append``, the model's ``response.output_audio.delta``s come back as
 Twilio ``media``, with a ``mark`` after every 100 ms of audio (5 frames) that the caller
 echoes. Real calls start at unrelated moments, so their 20 ms ticks are spread over the tick:
 both generators send each call's frame in one of 10 slots 2 ms apart (``--phase-locked``: all
@@ -14,14 +13,14 @@ bridge to get through every call's).
 
 Each frame carries the time it was sent (CLOCK_MONOTONIC, shared by the processes) and a
 sequence number, so the receiving end measures the one-way latency through the bridge and
-sees every gap. The latency includes the sockets and the load process's own scheduling, so
-it is an upper bound of what the bridge adds. A level passes when the p99 of
+sees every gap. The latency includes the sockets and the two peers' own scheduling on the same
+two cores, so it is an upper bound of what the bridge adds. A level passes when the p99 of
 both directions is at most 10 ms and no frame was lost. The window opens once every call
 hears its model plus a 2 s warm-up; how long admitting all the calls took is its own column
-(``all_streaming_after_s``). So that the load fits its core, both peers speak RFC 6455
-straight on asyncio protocols (``lean_ws.py``, one uvloop event loop) with frames built from
-pre-encoded parts (``stamps.py``); the CPU the server and the load burn per call-second is
-reported.
+(``all_streaming_after_s``). So that the two load generators take
+as little of those cores as they can, both speak RFC 6455 straight on asyncio protocols
+(``lean_ws.py``, one event loop each, uvloop) with frames built from pre-encoded parts
+(``stamps.py``); the CPU each of the three processes burns per call-second is reported.
 
 Calls are real: each starts with a signed ``POST /twilio/voice/incoming`` for a realtime agent
 and connects with the ``<Stream>`` parameters of the TwiML answer.
@@ -37,8 +36,10 @@ import json
 import os
 import platform
 import secrets
-import socket
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -47,9 +48,8 @@ from pathlib import Path
 
 import httpx
 import uvloop
-from common import SECRET, Server, drop_database, fresh_database, seed_owner, start_server
-from lean_ws import ClientPeer, ServerPeer, client_frame, connect
-from realtime_stream import Streamer
+from common import SECRET, drop_database, fresh_database, seed_owner, start_server
+from lean_ws import ClientPeer, client_frame, connect
 from rich.console import Console
 from rich.table import Table
 from stamps import PHASES, STAMP_CHARS, paced, stamp, unstamp
@@ -156,46 +156,43 @@ async def place_calls(
     return calls
 
 
-# --- the model (in this process, on the other core) -------------------------------------------
+# --- the model (its own process) -----------------------------------------------------------
 
 
-class Model:
-    """The streaming realtime stub (``realtime_stream.Streamer``) in this process's event
-    loop, next to Twilio's side of every call: the load generators together take one core of
-    the machine, and the server the other (with a third process they contended with the
-    server for the two cores, and the scheduler's waits were part of the p99). Its socket is
-    bound at once, so that the server can be told its URL before the loop runs."""
+class StubProcess:
+    """The streaming realtime stub (``realtime_stream.py``); its per-second report lines,
+    timestamped."""
 
     def __init__(self, phases: int) -> None:
-        self.phases = phases
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.socket.bind(("127.0.0.1", 0))
-        self.socket.listen(1024)
-        self.url = f"ws://127.0.0.1:{self.socket.getsockname()[1]}/v1"
-        self.streamer = Streamer(phases)
-        self._counted = (0, 0)
-
-    async def serve(self) -> None:
-        """Accept the server's sessions and stream to them (for the loop's life)."""
-        loop = asyncio.get_running_loop()
-        streamer = self.streamer
-        await loop.create_server(lambda: ServerPeer(streamer.open), sock=self.socket)
-        await paced(self.phases, streamer.send_slot, lambda: False)
-
-    def begin(self) -> None:
-        """Start a measured window."""
-        self.streamer.latencies_ns = []
-        self._counted = (self.streamer.received, self.streamer.lost)
-
-    def window(self) -> tuple[list[int], int, int]:
-        """The window's latency samples, frames received and frames lost, up to now."""
-        received, lost = self._counted
-        return (
-            self.streamer.latencies_ns,
-            self.streamer.received - received,
-            self.streamer.lost - lost,
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "realtime_stream.py"), f"--phases={phases}"],
+            stdout=subprocess.PIPE,
+            text=True,
         )
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        self.reports: list[tuple[float, dict[str, object]]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.reports.append((time.monotonic(), json.loads(line)))
+
+    def window(self, began: float, ended: float) -> tuple[list[int], int, int]:
+        """Latency samples, frames received and frames lost reported within a window."""
+        inside = [r for t, r in self.reports if began < t <= ended]
+        before = [r for t, r in self.reports if t <= began]
+        latencies = [ns for r in inside for ns in r["latencies"]]  # type: ignore[attr-defined]
+        lost = (inside[-1]["lost"] if inside else 0) - (before[-1]["lost"] if before else 0)
+        received = (inside[-1]["received"] if inside else 0) - (
+            before[-1]["received"] if before else 0
+        )
+        return latencies, int(received), int(lost)  # type: ignore[call-overload]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
 
 
 # --- Twilio's side ---------------------------------------------------------------------------
@@ -337,7 +334,7 @@ async def all_streaming(stats: list[CallStats]) -> None:
 async def run_level(
     server_url: str,
     server_pid: int,
-    model: Model,
+    stub: StubProcess,
     line: Line,
     count: int,
     seconds: float,
@@ -356,18 +353,21 @@ async def run_level(
     admitted = time.monotonic() - opened
     await asyncio.sleep(WARM_UP_SECONDS)
     measuring.set()
-    model.begin()
-    began, cpu_before, load_before = time.monotonic(), cpu_seconds(server_pid), time.process_time()
+    peers = (os.getpid(), stub.process.pid)  # the load: this process (Twilio) and the model
+    began, cpu_before = time.monotonic(), cpu_seconds(server_pid)
+    peers_before = [cpu_seconds(pid) for pid in peers]
     await asyncio.sleep(seconds)
-    ended, cpu_after, load_after = time.monotonic(), cpu_seconds(server_pid), time.process_time()
+    ended, cpu_after = time.monotonic(), cpu_seconds(server_pid)
+    peers_after = [cpu_seconds(pid) for pid in peers]
     measuring.clear()
-    up, up_received, up_lost = model.window()
     stop.set()
     await talker
     for call in calls:
         call.hanging_up = True
         call.write(json.dumps({"event": "stop", "streamSid": call.stream_sid}).encode())
         call.close()
+    await asyncio.sleep(1.5)  # the stub's last report of the window
+    up, up_received, up_lost = stub.window(began, ended + 1.0)
     down = [ns for s in stats for ns in s.latencies_ns]
     down_lost = sum(s.lost for s in stats)
     failed = sum(1 for s in stats if s.failed)
@@ -385,13 +385,15 @@ async def run_level(
         "down_lost": down_lost,
         "failed_calls": failed,
         "server_cpu_pct": round(100 * (cpu_after - cpu_before) / (ended - began)),
-        # The load (Twilio's side and the model, this process) has the other core: near 100 %,
-        # its own queueing is in the latencies (the figures are then an upper bound).
-        "load_cpu_pct": round(100 * (load_after - load_before) / (ended - began)),
+        # The load generators share the machine's cores: near 100 % each, their own queueing
+        # is in the latencies (the figures are then an upper bound of the bridge's).
+        "twilio_sim_cpu_pct": round(100 * (peers_after[0] - peers_before[0]) / (ended - began)),
+        "model_stub_cpu_pct": round(100 * (peers_after[1] - peers_before[1]) / (ended - began)),
         # The bridge's CPU per second of call actually carried (50 frames each way): what
         # one core holds when nothing else runs is 1000 / this. Then the generators' own.
         "cpu_ms_per_call_s": round(1000 * (cpu_after - cpu_before) / call_seconds, 2),
-        "load_ms_per_call_s": round(1000 * (load_after - load_before) / call_seconds, 2),
+        "twilio_ms_per_call_s": round(1000 * (peers_after[0] - peers_before[0]) / call_seconds, 2),
+        "stub_ms_per_call_s": round(1000 * (peers_after[1] - peers_before[1]) / call_seconds, 2),
     }
     row["ok"] = (
         max(float(row["up_p99_ms"]), float(row["down_p99_ms"])) <= GOAL_P99_MS  # type: ignore[arg-type]
@@ -400,20 +402,6 @@ async def run_level(
         and failed == 0
     )
     return row
-
-
-async def run_levels(
-    server: Server, model: Model, line: Line, levels: list[int], seconds: float, phases: int
-) -> list[dict[str, object]]:
-    serving = asyncio.create_task(model.serve())
-    rows: list[dict[str, object]] = []
-    for count in levels:
-        rows.append(
-            await run_level(server.url, server.process.pid, model, line, count, seconds, phases)
-        )
-        print(rows[-1], flush=True)
-    serving.cancel()
-    return rows
 
 
 def main() -> None:
@@ -435,15 +423,24 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="phone-"))
     url = fresh_database(args.backend, folder)
     agency_id, token = seed_owner(url, folder)
-    model = Model(phases)
-    server = start_server(url, folder, {"DEMANDLY_REALTIME_URL": model.url})
+    stub = StubProcess(phases)
+    server = start_server(url, folder, {"DEMANDLY_REALTIME_URL": stub.url})
+    rows: list[dict[str, object]] = []
     try:
         client_id, agent_id = make_agent(server.url, token, agency_id)
         line = seed_line(url, folder, agency_id, agent_id, client_id)
-        rows = uvloop.run(run_levels(server, model, line, levels, args.seconds, phases))
+        for count in levels:
+            rows.append(
+                uvloop.run(
+                    run_level(
+                        server.url, server.process.pid, stub, line, count, args.seconds, phases
+                    )
+                )
+            )
+            print(rows[-1], flush=True)
     finally:
         server.stop()
-        model.socket.close()
+        stub.stop()
         drop_database(url)
 
     title = (

@@ -1,9 +1,8 @@
 """The phone benchmark's model: a server speaking the OpenAI Realtime protocol in streaming
-mode, as cheaply as it can (``phone.py`` runs its ``Streamer`` in the load's own process,
-beside Twilio's side of every call).
+mode, as cheaply as it can (it shares the cores with the bridge being measured).
 
-On its own, ``python bench/realtime_stream.py`` prints its URL, then one JSON line a second
-(frames received, frames lost, the latency samples of that second). Each session answers the
+``python bench/realtime_stream.py`` prints its URL, then one JSON line a second (frames
+received, frames lost, the latency samples of that second). Each session answers the
 greeting's ``response.create`` with endless audio: one ``response.output_audio.delta`` of
 20 ms μ-law every 20 ms, carrying the time it was sent (CLOCK_MONOTONIC, shared by the
 processes) and a sequence number; every ``input_audio_buffer.append`` carries the caller's
