@@ -141,18 +141,7 @@ def add_at(
     **fields: Any,
 ) -> Message:
     """Add a message at a position already counted (``advance``), leaving the counters be."""
-    message = Message(
-        agency_id=conversation.agency_id,
-        client_id=conversation.client_id,
-        conversation_id=conversation.id,
-        seq=seq,
-        role=role.value,
-        content=content,
-        tool_calls=fields.pop("tool_calls", []),
-        quick_replies=fields.pop("quick_replies", []),
-        sources=fields.pop("sources", []),
-        **fields,
-    )
+    message = Message(**vars(new_message(conversation, seq, role, content, **fields)))
     session.add(message)
     return message
 

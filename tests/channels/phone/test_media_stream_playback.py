@@ -366,6 +366,6 @@ async def test_under_another_server_a_chunk_and_its_mark_go_through_asgi_in_orde
     caller = _TwilioSocket(websocket)  # type: ignore[arg-type]
     frames = TwilioFrames("MZ1")
     await caller.send_all((frames.media("//8="), frames.mark("1")))
-    await caller.send(frames.clear())
+    await caller.send_all((frames.clear(),))
     assert await caller.receive() == '{"event":"connected"}'
     assert [json.loads(m)["event"] for m in websocket.sent] == ["media", "mark", "clear"]

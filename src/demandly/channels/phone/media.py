@@ -140,9 +140,6 @@ class _TwilioSocket:
         server.transport.write(b"".join([text_frame(message.encode()) for message in messages]))
         return True
 
-    async def send(self, message: str) -> None:
-        await self.send_all((message,))
-
     async def send_all(self, messages: tuple[str, ...]) -> None:
         if self.write_now(messages):
             return
