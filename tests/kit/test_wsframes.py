@@ -221,12 +221,43 @@ async def test_frames_split_anywhere_are_read_once_whole() -> None:
     assert transport.protocol is reader and library.data == b""
 
 
+@pytest.mark.parametrize("masked", [True, False])
+async def test_a_read_of_exactly_one_frame_is_read_as_any_other(masked: bool) -> None:
+    """One frame per read is what a media stream sends; frames of 7-, 16- and 64-bit
+    lengths, each alone in a read, then one split over two reads and two in one read."""
+    reader, transport, library = _reader(masked=masked)
+    keys = MaskingKeys()
+
+    def frame(payload: bytes) -> bytes:
+        return text_frame(payload, keys.next() if masked else None)
+
+    payloads = [b"", b"a" * 125, b"b" * 126, b"c" * 300, b"d" * 65_535, b"e" * 65_536]
+    seen: list[bytes] = []
+    reader.deliver_to(seen.append)
+    for payload in payloads:
+        reader.data_received(frame(payload))
+    split = frame(b"split")
+    reader.data_received(split[:3])
+    reader.data_received(split[3:])
+    reader.data_received(frame(b"first") + frame(b"second"))
+    assert seen == [*payloads, b"split", b"first", b"second"]
+    assert reader.active and transport.protocol is reader and library.data == b""
+
+
 async def test_an_unmasked_frame_from_a_client_is_left_to_the_library() -> None:
     reader, transport, library = _reader(masked=True)
     unmasked = text_frame(b"no mask")
     reader.data_received(unmasked + text_frame(b"next", b"abcd"))
     assert not reader.active and transport.protocol is library
     assert library.data == unmasked + text_frame(b"next", b"abcd")
+
+
+async def test_an_unmasked_frame_alone_in_a_read_is_left_to_the_library() -> None:
+    reader, transport, library = _reader(masked=True)
+    reader.data_received(text_frame(b"no mask"))
+    reader.data_received(text_frame(b"next", b"abcd"))
+    assert not reader.active and transport.protocol is library
+    assert library.data == text_frame(b"no mask") + text_frame(b"next", b"abcd")
 
 
 async def test_a_handler_that_steps_aside_leaves_the_rest_to_the_library() -> None:

@@ -184,6 +184,8 @@ class FrameReader(asyncio.Protocol):
         if not self.active:  # (the transport had data in flight when the reader stepped aside)
             self._library.data_received(data)  # type: ignore[attr-defined]
             return
+        if not self._buffer and self._one_whole_frame(data):
+            return
         self._buffer += data
         self._read_frames()
         if self.active:
@@ -205,6 +207,30 @@ class FrameReader(asyncio.Protocol):
         self._library.resume_writing()  # type: ignore[attr-defined]
 
     # - reading -
+
+    def _one_whole_frame(self, data: bytes) -> bool:
+        """Read ``data`` straight from the chunk when it is exactly one final text frame
+        with a 7- or 16-bit length, masked as expected (what a media stream sends: one
+        frame per read); False, having read nothing, for anything else."""
+        size = len(data)
+        if size < 2 or data[0] != FIN_TEXT or (data[1] & 0x80) != self._mask_bit:
+            return False
+        length, start = data[1] & 0x7F, 2
+        if length == 126:
+            if size < 4:
+                return False
+            length, start = (data[2] << 8) | data[3], 4
+        elif length == 127:
+            return False
+        if self._mask_bit:
+            start += 4
+        if start + length != size:
+            return False
+        if self._mask_bit:
+            self._message(apply_mask(data[start:], data[start - 4 : start]))
+        else:
+            self._message(data[start:])
+        return True
 
     def _read_frames(self) -> None:
         """Take every complete frame from the buffer, from ``_used`` on. A handler may step
