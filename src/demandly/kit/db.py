@@ -448,11 +448,28 @@ def _use_app_role(engine: AsyncEngine, role: str) -> None:
         cursor.close()
 
 
+class UnitOfWork(AsyncSession):
+    """The session every request and job works in. Leaving its ``async with`` closes it in
+    place when it holds no connection (it committed or never began: closing it then only
+    forgets its objects, with nothing to wait for), instead of in a shielded task of its own
+    as SQLAlchemy does for every session, a task and two turns of the event loop (~130 µs)
+    per unit of work. A session still in a transaction is closed SQLAlchemy's way: its
+    connection's rollback and return to the pool must not be cut short by a cancellation."""
+
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        if self.in_transaction():
+            await super().__aexit__(type_, value, traceback)
+        else:
+            await self.close()
+
+
 class Database:
     def __init__(self, url: str, *, app_role: str | None = None) -> None:
         self.url = url
         self.engine = create_engine(url, app_role=app_role)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, class_=UnitOfWork, expire_on_commit=False
+        )
 
     @property
     def dialect(self) -> str:
