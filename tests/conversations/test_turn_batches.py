@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from sqlalchemy import event
 
 from demandly.config import Settings
 from demandly.engine.providers.base import CompletionRequest, Finished, ProviderEvent, TextDelta
@@ -86,3 +87,37 @@ async def test_the_offline_engine_s_answer_goes_out_with_the_visitor_s_message(
     again = await begun(runner, visitor, agent, "Guten Tag, ich hätte gern einen Termin.")
     flat = [event.type for event in [e async for e in runner.answer(again)]]
     assert flat == [kind for batch in batches for kind in kinds(batch)]
+
+
+async def test_the_offline_engine_s_turn_is_one_transaction_a_model_s_two(
+    db: Database, settings: Settings, visitor: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    """The offline engine answers in the turn's first transaction; a model (the network,
+    seconds) is called after the visitor's message has been committed, and its answer is
+    stored in a second one."""
+    commits: list[object] = []
+    listen = event.listens_for(db.engine.sync_engine, "commit")
+
+    def counted(connection: object) -> None:
+        commits.append(connection)
+
+    listen(counted)
+    try:
+        offline = TurnRunner(db, settings)
+        turn = await begun(offline, visitor, agent, "Bieten Sie Zahnreinigung an?")
+        commits.clear()  # (``begun`` started the conversation first)
+        turn = await offline.begin(turn.scope, turn.conversation.id, "Und was kostet das?")
+        answered = [batch async for batch in offline.answer_in_batches(turn)]
+        assert len(commits) == 1 and answered[-1].last
+
+        model = StreamingModel()
+        streaming = TurnRunner(db, settings, provider_factory=lambda settings, llm: model)
+        turn = await begun(streaming, visitor, agent, "Hallo")
+        assert model.produced == 0
+        commits.clear()
+        turn = await streaming.begin(turn.scope, turn.conversation.id, "Noch eine Frage")
+        assert len(commits) == 1 and model.produced == 0  # stored before the model is called
+        [batch async for batch in streaming.answer_in_batches(turn)]
+        assert len(commits) == 2 and model.produced == 2
+    finally:
+        event.remove(db.engine.sync_engine, "commit", counted)

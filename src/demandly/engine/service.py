@@ -256,9 +256,14 @@ class TurnRunner:
             return await self._end_first_transaction(session, turn)
 
     async def _end_first_transaction(self, session: AsyncSession, turn: Turn) -> Turn:
-        """The end of the first transaction: what the model needs read, all of it stored."""
+        """The end of the first transaction: what the model needs read, all of it stored.
+        A provider that answers at once (the offline engine: in this process, no network,
+        nothing to wait for) answers in this transaction too, and the turn is one
+        transaction instead of two; the events are then sent once it has committed."""
         if turn.conversation.status != ConversationStatus.HANDOFF:  # else a person answers
             turn.prepared = await self._prepare(session, turn.conversation)
+            if getattr(turn.prepared.provider, "answers_at_once", False):
+                turn.answered = [batch async for batch in self._rounds(turn, session)]
         await session.commit()
         return turn
 
@@ -319,6 +324,18 @@ class TurnRunner:
         its answer at once (``answers_at_once``, the offline engine) sends them all with the
         turn's stored events; what storing each round brought follows as one batch. The
         last batch (``last``, possibly empty) ends the turn."""
+        if turn.answered is not None:  # answered in the turn's first transaction
+            for batch in turn.answered:
+                yield batch
+            return
+        async for batch in self._rounds(turn):
+            yield batch
+
+    async def _rounds(
+        self, turn: Turn, session: AsyncSession | None = None
+    ) -> AsyncIterator[EventBatch]:
+        """The model's rounds of a turn, each stored in a transaction of its own, or all in
+        ``session`` (left to its owner to commit)."""
         batch = list(turn.events)
         prepared = turn.prepared
         if prepared is None:
@@ -349,7 +366,13 @@ class TurnRunner:
                 and round_number < MAX_MODEL_ROUNDS
             )
             result = await self._store(
-                scope, actor, prepared, outcome, final=not wants_more, progressed=progressed
+                scope,
+                actor,
+                prepared,
+                outcome,
+                final=not wants_more,
+                progressed=progressed,
+                session=session,
             )
             progressed = progressed or result.progressed
             cited = _merge_sources(cited, result.sources)
@@ -359,7 +382,7 @@ class TurnRunner:
             if batch:
                 yield EventBatch(batch)
                 batch = []
-            prepared = await self._refresh(scope, actor, prepared)
+            prepared = await self._refresh(scope, actor, prepared, session)
         yield EventBatch(batch, last=True)
 
     async def _prepare(self, session: AsyncSession, conversation: Conversation) -> _Prepared:
@@ -405,9 +428,18 @@ class TurnRunner:
         _setups.put(conversation.agent_version_id, setup)
         return setup
 
-    async def _refresh(self, scope: Scope, actor: Actor | None, prepared: _Prepared) -> _Prepared:
-        async with self.db.session(scope, actor) as session:
+    async def _refresh(
+        self,
+        scope: Scope,
+        actor: Actor | None,
+        prepared: _Prepared,
+        session: AsyncSession | None = None,
+    ) -> _Prepared:
+        if session is not None:
             history = await conversations.history(session, prepared.conversation.id, HISTORY_LIMIT)
+        else:
+            async with self.db.session(scope, actor) as own:
+                history = await conversations.history(own, prepared.conversation.id, HISTORY_LIMIT)
         system = prepared.request.messages[0]
         request = CompletionRequest(
             messages=(system, *map(_chat_message, history)),
@@ -463,35 +495,48 @@ class TurnRunner:
         *,
         final: bool,
         progressed: bool,
+        session: AsyncSession | None = None,
     ) -> _Stored:
-        """Store the answer and run its tools; on the turn's last round, count whether the
-        turn got anywhere (the "handoff after N turns without progress" rule)."""
+        """Store the answer and run its tools, in a transaction of its own unless
+        ``session`` is given; on the turn's last round, count whether the turn got anywhere
+        (the "handoff after N turns without progress" rule)."""
+        if session is not None:
+            return await self._store_in(session, prepared, outcome, final, progressed)
+        async with self.db.session(scope, actor) as own:
+            stored = await self._store_in(own, prepared, outcome, final, progressed)
+            await own.commit()
+        return stored
+
+    async def _store_in(
+        self,
+        session: AsyncSession,
+        prepared: _Prepared,
+        outcome: _Outcome,
+        final: bool,
+        progressed: bool,
+    ) -> _Stored:
         events: list[EngineEvent] = []
         answering = bool(outcome.text or outcome.tool_calls)
-        async with self.db.session(scope, actor) as session:
-            # The answer and one result per tool call; the turn counted as one without
-            # progress until a tool says otherwise (``_count_progress``).
-            conversation = await conversations.advance(
-                session,
-                prepared.conversation.id,
-                1 + len(outcome.tool_calls) if answering else 0,
-                turns_without_progress=0 if final and progressed else None,
-                one_more_turn_without_progress=final and not progressed,
+        # The answer and one result per tool call; the turn counted as one without progress
+        # until a tool says otherwise (``_count_progress``).
+        conversation = await conversations.advance(
+            session,
+            prepared.conversation.id,
+            1 + len(outcome.tool_calls) if answering else 0,
+            turns_without_progress=0 if final and progressed else None,
+            one_more_turn_without_progress=final and not progressed,
+        )
+        tools = ToolContext(session=session, conversation=conversation, agent=prepared.context)
+        sources: list[dict[str, str | None]] = []
+        if answering:
+            events += await self._store_answer(
+                session, conversation, tools, prepared, outcome, sources
             )
-            tools = ToolContext(session=session, conversation=conversation, agent=prepared.context)
-            sources: list[dict[str, str | None]] = []
-            if answering:
-                events += await self._store_answer(
-                    session, conversation, tools, prepared, outcome, sources
-                )
-            kinds = {kind: data for kind, data in tools.signals}
-            progressed = progressed or "lead_updated" in kinds or "progress" in kinds
-            if final:
-                events += await self._count_progress(
-                    session, conversation, prepared, progressed, kinds
-                )
-            events += await self._apply_signals(session, conversation, kinds)
-            await session.commit()
+        kinds = {kind: data for kind, data in tools.signals}
+        progressed = progressed or "lead_updated" in kinds or "progress" in kinds
+        if final:
+            events += await self._count_progress(session, conversation, prepared, progressed, kinds)
+        events += await self._apply_signals(session, conversation, kinds)
         return _Stored(
             events=events,
             sources=sources,
@@ -608,6 +653,8 @@ class Turn:
     conversation: Conversation
     events: list[EngineEvent] = field(default_factory=list)
     prepared: _Prepared | None = None
+    # The answer's batches, when it was stored in the turn's first transaction.
+    answered: list[EventBatch] | None = None
 
 
 @dataclass
