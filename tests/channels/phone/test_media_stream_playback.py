@@ -21,6 +21,7 @@ from demandly.channels.phone.bridge import (
     Playback,
     Started,
     TwilioFrames,
+    is_base64,
     payload_bytes,
 )
 from demandly.channels.phone.media import (
@@ -300,6 +301,28 @@ async def test_a_barge_in_between_marks_truncates_at_the_clocks_estimate() -> No
 def test_payload_size_without_decoding(size: int) -> None:
     payload = base64.b64encode(b"\x7f" * size).decode()
     assert payload_bytes(payload) == size
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        ("//8=", True),
+        ("QUJD", True),
+        ("QQ==", True),
+        (base64.b64encode(bytes(range(256))).decode(), True),
+        ("", False),
+        ("=", False),
+        ("QQ===", False),
+        ("Q=Q=", False),
+        ("QU JD", False),
+        ("QUJD\n", False),
+        ('QU"JD', False),
+        ("QUJDé", False),
+        ("QU-_", False),  # the URL-safe alphabet is not Twilio's
+    ],
+)
+def test_only_base64_audio_is_passed_on(text: str, valid: bool) -> None:
+    assert is_base64(text) is valid
 
 
 def test_twilio_messages_become_frames() -> None:
