@@ -260,10 +260,9 @@ class TurnRunner:
         On SQLite, a provider that answers at once (the offline engine: in this process,
         nothing to wait for) answers in this transaction too: one transaction, so one turn
         of the database's single write lock, instead of two; the events are sent once it
-        has committed. On PostgreSQL the turn keeps two: there, one transaction held its
-        row locks (the conversation's, the audit chain's head) across every statement's
-        round trip, and under 50 concurrent conversations the slowest first answers took
-        3 s instead of 0.4 s (``bench/chat.py``)."""
+        has committed. On PostgreSQL the turn keeps two: with one, the slowest first answers
+        at 50 concurrent conversations took 3 s instead of 0.4 s (``bench/chat.py``; most
+        likely the turn's row locks, held across all its round trips)."""
         if turn.conversation.status != ConversationStatus.HANDOFF:  # else a person answers
             turn.prepared = await self._prepare(session, turn.conversation)
             if self.db.dialect == "sqlite" and getattr(
