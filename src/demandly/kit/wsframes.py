@@ -111,7 +111,9 @@ class FrameReader(asyncio.Protocol):
         self._transport = transport
         self._library = library
         self._mask_bit = 0x80 if masked else 0
-        self._buffer = bytearray()
+        # What is read and not yet taken as whole frames: the read itself while nothing
+        # waits from an earlier one.
+        self._buffer: bytes | bytearray = bytearray()
         self._used = 0  # bytes of the buffer read as whole frames
         self._queue: deque[bytes] = deque()
         self._handler: Handler | None = None
@@ -184,13 +186,13 @@ class FrameReader(asyncio.Protocol):
         if not self.active:  # (the transport had data in flight when the reader stepped aside)
             self._library.data_received(data)  # type: ignore[attr-defined]
             return
-        if not self._buffer and self._one_whole_frame(data):
-            return
-        self._buffer += data
+        if self._buffer:
+            self._buffer += data
+        else:  # read in place: a media stream's read is mostly one whole frame, no rest
+            self._buffer = data
         self._read_frames()
         if self.active:
-            del self._buffer[: self._used]
-            self._used = 0
+            self._keep_unread()
 
     def eof_received(self) -> bool | None:
         self.step_aside()
@@ -208,29 +210,16 @@ class FrameReader(asyncio.Protocol):
 
     # - reading -
 
-    def _one_whole_frame(self, data: bytes) -> bool:
-        """Read ``data`` straight from the chunk when it is exactly one final text frame
-        with a 7- or 16-bit length, masked as expected (what a media stream sends: one
-        frame per read); False, having read nothing, for anything else."""
-        size = len(data)
-        if size < 2 or data[0] != FIN_TEXT or (data[1] & 0x80) != self._mask_bit:
-            return False
-        length, start = data[1] & 0x7F, 2
-        if length == 126:
-            if size < 4:
-                return False
-            length, start = (data[2] << 8) | data[3], 4
-        elif length == 127:
-            return False
-        if self._mask_bit:
-            start += 4
-        if start + length != size:
-            return False
-        if self._mask_bit:
-            self._message(apply_mask(data[start:], data[start - 4 : start]))
+    def _keep_unread(self) -> None:
+        """Keep what follows the last whole frame read, for the next read to complete."""
+        buffer, used = self._buffer, self._used
+        self._used = 0
+        if used == len(buffer):
+            self._buffer = b""
+        elif isinstance(buffer, bytearray):
+            del buffer[:used]
         else:
-            self._message(data[start:])
-        return True
+            self._buffer = bytearray(buffer[used:])
 
     def _read_frames(self) -> None:
         """Take every complete frame from the buffer, from ``_used`` on. A handler may step
