@@ -8,6 +8,7 @@ fails or times out yields a polite fallback; the conversation goes on.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -440,11 +441,8 @@ class TurnRunner:
         prepared: _Prepared,
         session: AsyncSession | None = None,
     ) -> _Prepared:
-        if session is not None:
-            history = await conversations.history(session, prepared.conversation.id, HISTORY_LIMIT)
-        else:
-            async with self.db.session(scope, actor) as own:
-                history = await conversations.history(own, prepared.conversation.id, HISTORY_LIMIT)
+        async with self._unit(scope, actor, session) as unit:
+            history = await conversations.history(unit, prepared.conversation.id, HISTORY_LIMIT)
         system = prepared.request.messages[0]
         request = CompletionRequest(
             messages=(system, *map(_chat_message, history)),
@@ -505,49 +503,50 @@ class TurnRunner:
         """Store the answer and run its tools, in a transaction of its own unless
         ``session`` is given; on the turn's last round, count whether the turn got anywhere
         (the "handoff after N turns without progress" rule)."""
-        if session is not None:
-            return await self._store_in(session, prepared, outcome, final, progressed)
-        async with self.db.session(scope, actor) as own:
-            stored = await self._store_in(own, prepared, outcome, final, progressed)
-            await own.commit()
-        return stored
-
-    async def _store_in(
-        self,
-        session: AsyncSession,
-        prepared: _Prepared,
-        outcome: _Outcome,
-        final: bool,
-        progressed: bool,
-    ) -> _Stored:
-        events: list[EngineEvent] = []
-        answering = bool(outcome.text or outcome.tool_calls)
-        # The answer and one result per tool call; the turn counted as one without progress
-        # until a tool says otherwise (``_count_progress``).
-        conversation = await conversations.advance(
-            session,
-            prepared.conversation.id,
-            1 + len(outcome.tool_calls) if answering else 0,
-            turns_without_progress=0 if final and progressed else None,
-            one_more_turn_without_progress=final and not progressed,
-        )
-        tools = ToolContext(session=session, conversation=conversation, agent=prepared.context)
-        sources: list[dict[str, str | None]] = []
-        if answering:
-            events += await self._store_answer(
-                session, conversation, tools, prepared, outcome, sources
+        async with self._unit(scope, actor, session) as session:
+            events: list[EngineEvent] = []
+            answering = bool(outcome.text or outcome.tool_calls)
+            # The answer and one result per tool call; the turn counted as one without progress
+            # until a tool says otherwise (``_count_progress``).
+            conversation = await conversations.advance(
+                session,
+                prepared.conversation.id,
+                1 + len(outcome.tool_calls) if answering else 0,
+                turns_without_progress=0 if final and progressed else None,
+                one_more_turn_without_progress=final and not progressed,
             )
-        kinds = {kind: data for kind, data in tools.signals}
-        progressed = progressed or "lead_updated" in kinds or "progress" in kinds
-        if final:
-            events += await self._count_progress(session, conversation, prepared, progressed, kinds)
-        events += await self._apply_signals(session, conversation, kinds)
-        return _Stored(
-            events=events,
-            sources=sources,
-            progressed=progressed,
-            active=conversation.status == ConversationStatus.ACTIVE,
-        )
+            tools = ToolContext(session=session, conversation=conversation, agent=prepared.context)
+            sources: list[dict[str, str | None]] = []
+            if answering:
+                events += await self._store_answer(
+                    session, conversation, tools, prepared, outcome, sources
+                )
+            kinds = {kind: data for kind, data in tools.signals}
+            progressed = progressed or "lead_updated" in kinds or "progress" in kinds
+            if final:
+                events += await self._count_progress(
+                    session, conversation, prepared, progressed, kinds
+                )
+            events += await self._apply_signals(session, conversation, kinds)
+            return _Stored(
+                events=events,
+                sources=sources,
+                progressed=progressed,
+                active=conversation.status == ConversationStatus.ACTIVE,
+            )
+
+    @contextlib.asynccontextmanager
+    async def _unit(
+        self, scope: Scope, actor: Actor | None, session: AsyncSession | None
+    ) -> AsyncIterator[AsyncSession]:
+        """``session`` when the turn's first transaction is still open (its owner commits),
+        else a transaction of its own, committed at the end."""
+        if session is not None:
+            yield session
+            return
+        async with self.db.session(scope, actor) as own:
+            yield own
+            await own.commit()
 
     async def _store_answer(
         self,
