@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from demandly.jobs.models import DomainEvent, Job
+from demandly.jobs.service import enqueue
 from demandly.jobs.worker import Worker
 from demandly.kit.context import Scope
 from demandly.kit.db import Database
@@ -156,6 +158,77 @@ async def test_no_recipients_no_email_and_restricted_contacts_are_not_forwarded(
     assert fresh.status_code == 201
     await Worker(db).run_until_idle()
     assert use_smtp.to(inbox) == []
+
+
+async def _notification_jobs(db: Database, client_id: str) -> list[Job]:
+    async with db.session(Scope.for_system()) as session:
+        rows = await session.execute(
+            select(Job).where(Job.name.startswith("leads.notify"), Job.client_id == client_id)
+        )
+        return list(rows.scalars())
+
+
+async def test_only_the_leads_asked_for_are_mailed_and_nothing_is_queued_for_nobody(
+    client: httpx.AsyncClient,
+    visitor: httpx.AsyncClient,
+    db: Database,
+    tenant: Tenant,
+    use_smtp: SmtpServer,
+) -> None:
+    agent = await publish_agent(client, tenant, qualification=FORM)
+    unheard = await start(visitor, agent.public_key)
+    await say(visitor, unheard, "Eva Stein, eva.stein@example.de, 030 1112223")
+    [lead] = await _leads_of(db, unheard["conversation_id"])
+    assert lead.status == "qualified"
+    assert await _notification_jobs(db, lead.client_id) == []
+
+    inbox = f"{unique('qualified-only')}@example.de"
+    response = await client.put(
+        f"{API}/clients/{tenant.clients[0].id}/lead-notifications",
+        json={"notify_emails": [inbox], "notify_on": ["qualified"]},
+        headers=tenant.headers("client_admin"),
+    )
+    assert response.status_code == 200, response.text
+    heard = await start(visitor, agent.public_key)
+    await say(visitor, heard, "Jan Holm, jan.holm@example.de, 030 4445556")
+    [told] = await _leads_of(db, heard["conversation_id"])
+    await Worker(db).run_until_idle()
+    assert [str(m["Subject"]) for m in use_smtp.to(inbox)] == ["Qualifizierte Anfrage: Jan Holm"]
+    [job] = await _notification_jobs(db, told.client_id)
+    assert job.payload == {"lead_id": told.id, "reason": "qualified"}
+
+
+async def test_a_notification_queued_by_an_earlier_version_is_still_sent(
+    client: httpx.AsyncClient,
+    visitor: httpx.AsyncClient,
+    db: Database,
+    tenant: Tenant,
+    use_smtp: SmtpServer,
+) -> None:
+    """Jobs queued per lead event before the service queued notifications itself."""
+    agent = await publish_agent(client, tenant, qualification=FORM)
+    started = await start(visitor, agent.public_key)
+    await say(visitor, started, "Ida Kern, ida.kern@example.de, 030 7778889")
+    [lead] = await _leads_of(db, started["conversation_id"])
+    await _notify(client, tenant, inbox := f"{unique('legacy')}@example.de")
+    async with db.session(Scope.for_system()) as session:
+        event = (
+            await session.execute(
+                select(DomainEvent).where(
+                    DomainEvent.entity_id == lead.id, DomainEvent.type == "lead.created"
+                )
+            )
+        ).scalar_one()
+        await enqueue(
+            session,
+            "leads.notify_created",
+            {"event_id": event.id, "event_type": event.type},
+            agency_id=lead.agency_id,
+            client_id=lead.client_id,
+        )
+        await session.commit()
+    await Worker(db).run_until_idle()
+    assert [str(m["Subject"]) for m in use_smtp.to(inbox)] == ["Neue Anfrage: Ida Kern"]
 
 
 async def test_an_llm_agent_qualifies_or_disqualifies_the_lead(

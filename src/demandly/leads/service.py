@@ -25,7 +25,8 @@ from demandly.agents.models import Agent, AgentVersion
 from demandly.agents.schemas import QualificationField
 from demandly.audit.service import record
 from demandly.conversations.models import Conversation
-from demandly.jobs.service import emit
+from demandly.jobs.models import DomainEvent
+from demandly.jobs.service import NewJob, emit, enqueue_many
 from demandly.kit.cache import TTLCache
 from demandly.kit.errors import Conflict, NotFound, ValidationFailed
 from demandly.kit.time import utcnow
@@ -37,6 +38,8 @@ from demandly.tenancy.schemas import Email
 
 LEAD_CREATED = "lead.created"
 LEAD_QUALIFIED = "lead.qualified"
+# The job that e-mails the client's recipients about a lead (leads/tasks.py).
+NOTIFY_TASK = "leads.notify"
 NAME_KEYS = ("name", "full_name", "fullname")
 EMAIL_KEYS = ("email", "e_mail", "email_address")
 PHONE_KEYS = ("phone", "telefon", "telephone", "mobile", "phone_number")
@@ -621,15 +624,44 @@ async def _settle(
     if created:
         session.add(lead)
     await session.flush()
+    notices: list[tuple[str, DomainEvent]] = []
     if created:
-        await _emit(session, lead, LEAD_CREATED)
+        notices.append(("created", await _emit(session, lead, LEAD_CREATED)))
     if became_qualified:
-        await _emit(session, lead, LEAD_QUALIFIED)
+        notices.append(("qualified", await _emit(session, lead, LEAD_QUALIFIED)))
+    await _queue_notifications(session, lead, settings, notices)
 
 
-async def _emit(session: AsyncSession, lead: Lead, event: str) -> None:
+async def _queue_notifications(
+    session: AsyncSession,
+    lead: Lead,
+    settings: LeadSettings,
+    notices: list[tuple[str, DomainEvent]],
+) -> None:
+    """One e-mail job per event the client's recipients asked for; none when nobody is to be
+    told (most clients: a job that finds no recipient would cost a lead four statements and
+    two transactions of the worker's for nothing). Recipients added later hear of the leads
+    that come after."""
+    if not settings.notify_emails:
+        return
+    jobs = [
+        NewJob(
+            NOTIFY_TASK,
+            {"lead_id": lead.id, "reason": reason},
+            agency_id=lead.agency_id,
+            client_id=lead.client_id,
+            idempotency_key=f"{event.id}:{NOTIFY_TASK}",
+        )
+        for reason, event in notices
+        if reason in settings.notify_on
+    ]
+    if jobs:
+        await enqueue_many(session, jobs)
+
+
+async def _emit(session: AsyncSession, lead: Lead, event: str) -> DomainEvent:
     # No personal data in events: they are plain rows; subscribers load the lead.
-    await emit(
+    return await emit(
         session,
         event,
         agency_id=lead.agency_id,
