@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import Engine, create_engine, select, text
 
+from demandly.conversations.models import Conversation
 from demandly.jobs.models import DomainEvent, Job
 from demandly.jobs.service import enqueue
 from demandly.jobs.worker import Worker
@@ -229,6 +230,85 @@ async def test_a_notification_queued_by_an_earlier_version_is_still_sent(
         await session.commit()
     await Worker(db).run_until_idle()
     assert [str(m["Subject"]) for m in use_smtp.to(inbox)] == ["Neue Anfrage: Ida Kern"]
+
+
+def _as_owner(database_url: str) -> Engine:
+    """The database as its owner (the app's role may not create triggers)."""
+    sync = database_url.replace("+aiosqlite", "").replace("+asyncpg", "+psycopg2")
+    return create_engine(sync, isolation_level="AUTOCOMMIT")
+
+
+def _refuse_leads_of(database_url: str, client_id: str) -> None:
+    """The database itself refuses new leads of the client (a real failure mid-capture)."""
+    owner = _as_owner(database_url)
+    with owner.connect() as connection:
+        if owner.dialect.name == "sqlite":
+            connection.execute(
+                text(
+                    f"CREATE TRIGGER refuse_leads BEFORE INSERT ON leads "
+                    f"WHEN NEW.client_id = '{client_id}' "
+                    f"BEGIN SELECT RAISE(ABORT, 'leads refused'); END"
+                )
+            )
+        else:
+            connection.execute(
+                text(
+                    "CREATE FUNCTION refuse_lead() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'leads refused'; END $$"
+                )
+            )
+            connection.execute(
+                text(
+                    f"CREATE TRIGGER refuse_leads BEFORE INSERT ON leads FOR EACH ROW "
+                    f"WHEN (NEW.client_id = '{client_id}') EXECUTE FUNCTION refuse_lead()"
+                )
+            )
+    owner.dispose()
+
+
+def _accept_leads_again(database_url: str) -> None:
+    owner = _as_owner(database_url)
+    with owner.connect() as connection:
+        if owner.dialect.name == "sqlite":
+            connection.execute(text("DROP TRIGGER refuse_leads"))
+        else:
+            connection.execute(text("DROP TRIGGER refuse_leads ON leads"))
+            connection.execute(text("DROP FUNCTION refuse_lead()"))
+    owner.dispose()
+
+
+async def test_when_the_lead_cannot_be_written_the_answers_stay_and_the_next_one_makes_it(
+    client: httpx.AsyncClient,
+    visitor: httpx.AsyncClient,
+    db: Database,
+    tenant: Tenant,
+    database_url: str,
+) -> None:
+    agent = await publish_agent(client, tenant, qualification=FORM)
+    started = await start(visitor, agent.public_key)
+    await say(visitor, started, "Ich heiße Paul Weber")
+    _refuse_leads_of(database_url, tenant.clients[0].id)
+    try:
+        answer = await say(visitor, started, "paul.weber@example.de")
+    finally:
+        _accept_leads_again(database_url)
+    assert replies(answer)  # the visitor's turn went on
+    assert await _leads_of(db, started["conversation_id"]) == []
+    assert await _contacts_of(db, tenant.clients[0].id) == []  # nothing of the capture stayed
+    async with db.session(Scope.for_system()) as session:
+        conversation = await session.get(Conversation, started["conversation_id"])
+        assert conversation is not None
+        assert conversation.lead_fields == {"name": "Paul Weber", "email": "paul.weber@example.de"}
+
+    await say(visitor, started, "030 5556667")
+    [lead] = await _leads_of(db, started["conversation_id"])
+    assert lead.answers == {
+        "name": "Paul Weber",
+        "email": "paul.weber@example.de",
+        "phone": "+49305556667",
+    }
+    [contact] = await _contacts_of(db, tenant.clients[0].id)
+    assert lead.contact_id == contact.id and contact.email == "paul.weber@example.de"
 
 
 async def test_an_llm_agent_qualifies_or_disqualifies_the_lead(

@@ -725,14 +725,26 @@ class Captured:
 
 async def capture(session: AsyncSession, conversation: Conversation, region: str) -> Captured:
     """The conversation's answers so far reach its lead; once the visitor gave an e-mail
-    address or phone number, the lead (and its contact) exist."""
+    address or phone number, the lead (and its contact) exist. The writes are one savepoint:
+    if they fail, nothing of them stays (the caller's answers do)."""
     form = await form_for(session, conversation.id, conversation.agent_id)
-    repo = LeadRepository(session)
-    lead = await repo.lead_of_conversation(conversation.id)
+    lead = await LeadRepository(session).lead_of_conversation(conversation.id)
     answers = dict(conversation.lead_fields or {})
     person = person_in_answers(form, answers, region)
     if lead is None and not (person.email or person.phone):
         return Captured(lead=None, created=False)
+    async with session.begin_nested():
+        return await _write_capture(session, conversation, form, lead, answers, person)
+
+
+async def _write_capture(
+    session: AsyncSession,
+    conversation: Conversation,
+    form: list[QualificationField],
+    lead: Lead | None,
+    answers: dict[str, Any],
+    person: Person,
+) -> Captured:
     source = "phone" if conversation.channel == "phone" else "chat"
     contact_id = lead.contact_id if lead is not None else None
     if person.email or person.phone:

@@ -50,8 +50,7 @@ async def _capture(ctx: ToolContext) -> None:
     """Make the contact and lead; if that fails, the answers stay on the conversation (the
     next answer tries again) and the visitor's turn goes on."""
     try:
-        async with ctx.session.begin_nested():
-            await service.capture(ctx.session, ctx.conversation, ctx.agent.phone_region)
+        await service.capture(ctx.session, ctx.conversation, ctx.agent.phone_region)
     except Exception as exc:
         log.warning(
             "lead_capture_failed",
