@@ -132,3 +132,21 @@ async def test_committed_rows_reach_the_database_file_from_a_thread(
             break
         await asyncio.sleep(0.01)
     assert rows_in_the_file_itself() == 3
+
+
+async def test_the_log_starts_over_while_the_process_keeps_writing(
+    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copying the log (PASSIVE) alone never catches up with a process that keeps writing,
+    and a log never copied to its end never starts over: it only grows."""
+    monkeypatch.setattr(kit_sqlite, "CHECKPOINT_EVERY_COMMITS", 8)
+    async with sqlite_db.engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)"))
+    for _ in range(400):  # back to back, as under load
+        async with sqlite_db.engine.begin() as connection:
+            await connection.execute(text("INSERT INTO t (body) VALUES (randomblob(4000))"))
+    # Each commit appends two pages or more: a log that never started over holds 3.2 MB.
+    written = 400 * 2 * 4096
+    assert (tmp_path / "hop.db-wal").stat().st_size < written / 4
+    async with sqlite_db.engine.connect() as connection:
+        assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar() == 400

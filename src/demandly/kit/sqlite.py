@@ -157,6 +157,10 @@ class _InlineCursor(AsyncAdapt_aiosqlite_cursor):
         # A coroutine (awaited through the greenlet like any driver call, which SQLAlchemy
         # checks for) that returns without giving the loop a turn unless it has to wait.
         connection = self._connection._conn
+        if operation == BEGIN_WRITE:
+            checkpointer = _checkpointers.get(self._connection)
+            if checkpointer is not None and checkpointer.restart_due:
+                await checkpointer.restart()
         if not _runs_in_thread(operation):
             began = time.perf_counter()
             try:
@@ -222,22 +226,39 @@ class _InlineConnection(AsyncAdapt_aiosqlite_connection):
         await _in_thread_waiting(self, function)
 
 
+# Every transaction begins with this statement (before it, the inline cursor lets a checkpoint
+# finish: ``_WalCheckpointer``).
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+
 # How many commits of this process go by between two checkpoints. A booking or a chat turn
 # writes 10-30 pages, so the log holds a few MB at most before it is copied (SQLite's own
 # default copies every 1,000 pages).
 CHECKPOINT_EVERY_COMMITS = 64
 
 
+# How long the second step of a checkpoint waits for another process's write to end.
+CHECKPOINT_WAIT_MS = 1_000
+# A log that grew past this (a large import, a reader that held it) is cut back to it when it
+# starts over.
+WAL_SIZE_LIMIT_BYTES = 64 * 1_048_576
+
+
 class _WalCheckpointer:
     """Copies the WAL into the database file in a worker thread, on a connection of its own,
-    every ``CHECKPOINT_EVERY_COMMITS`` commits. PASSIVE: it neither waits for nor blocks the
-    readers and writers (this process's and others'); what it cannot copy yet, the next one
-    does."""
+    every ``CHECKPOINT_EVERY_COMMITS`` commits, in two steps.
+
+    PASSIVE first: it neither waits for nor blocks anyone and copies most of the log, while
+    this process goes on writing. That alone never catches up with a process that keeps
+    writing, and a log that is never copied to its end never starts over: it only grows (by
+    15 MB a second under the chat benchmark). So then RESTART, before this process's next
+    write transaction, which waits meanwhile (not the event loop): it copies the little
+    appended since and leaves the log to start from its beginning."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.commits = 0
         self.running: asyncio.Future[Any] | None = None
+        self.restart_due = False
 
     def committed(self) -> None:
         self.commits += 1
@@ -250,19 +271,29 @@ class _WalCheckpointer:
         except RuntimeError:  # a commit outside the event loop: the next one starts it
             return
         self.commits = 0
-        self.running = loop.run_in_executor(None, _checkpoint, self.path)
-        self.running.add_done_callback(self._finished)
+        self.running = loop.run_in_executor(None, _checkpoint, self.path, "PASSIVE")
+        self.running.add_done_callback(self._copied)
 
-    def _finished(self, future: asyncio.Future[Any]) -> None:
+    def _copied(self, future: asyncio.Future[Any]) -> None:
         self.running = None
         if not future.cancelled() and future.exception() is not None:
             logger.warning("sqlite.checkpoint_failed", exc_info=future.exception())
+        else:
+            self.restart_due = True
 
-
-def _checkpoint(path: str) -> None:
-    with closing(sqlite3.connect(path, timeout=0)) as connection:
+    async def restart(self) -> None:
+        self.restart_due = False
+        loop = asyncio.get_running_loop()
         try:
-            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            await loop.run_in_executor(None, _checkpoint, self.path, "RESTART")
+        except Exception:  # the log stays as it is; the next checkpoint tries again
+            logger.warning("sqlite.checkpoint_failed", exc_info=True)
+
+
+def _checkpoint(path: str, mode: str) -> None:
+    with closing(sqlite3.connect(path, timeout=CHECKPOINT_WAIT_MS / 1000)) as connection:
+        try:
+            connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.OperationalError as error:
             if not _is_busy(error):  # busy: another process is checkpointing right now
                 raise
@@ -309,6 +340,7 @@ def configure_sqlite(engine: AsyncEngine) -> None:
             path = _database_file(cursor) if inline else None
             if path is not None:
                 cursor.execute("PRAGMA wal_autocheckpoint=0")
+                cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
                 _checkpointers[dbapi_connection._connection] = _WalCheckpointer(path)
         finally:
             cursor.close()
@@ -317,4 +349,4 @@ def configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
         # writes fails at once with SQLITE_BUSY when another writer got in between.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(BEGIN_WRITE)
