@@ -11,8 +11,9 @@ import httpx
 from sqlalchemy import event
 
 from demandly.config import Settings
+from demandly.conversations import service as conversations
 from demandly.engine.providers.base import CompletionRequest, Finished, ProviderEvent, TextDelta
-from demandly.engine.service import EngineEvent, EventBatch, Turn, TurnRunner
+from demandly.engine.service import EngineEvent, EventBatch, Turn, TurnRunner, VisitorAccess
 from demandly.kit.context import Scope
 from demandly.kit.db import Database
 from tests.conversations.conftest import PublishedAgent, start
@@ -121,3 +122,42 @@ async def test_the_offline_engine_s_turn_is_one_transaction_on_sqlite_a_model_s_
         assert len(commits) == 2 and model.produced == 2
     finally:
         event.remove(db.engine.sync_engine, "commit", counted)
+
+
+async def _transcript(db: Database, conversation_id: str) -> list[tuple[int, str, str | None]]:
+    async with db.session(Scope.for_system()) as session:
+        stored = await conversations.messages(session, conversation_id)
+        return [(m.seq, m.role, m.content) for m in stored]
+
+
+async def test_a_visitor_s_message_is_stored_before_a_model_is_called_and_with_the_answer(
+    db: Database, settings: Settings, visitor: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    """By the visitor's token (the public chat's path): a model is called only once the
+    visitor's message is stored; the offline engine's answer is stored with it (on SQLite in
+    the same statement), and the engine read it all the same."""
+    model = StreamingModel()
+    streaming = TurnRunner(db, settings, provider_factory=lambda settings, llm: model)
+    started = await start(visitor, agent.public_key)
+    conversation_id = started["conversation_id"]
+    turn = await streaming.begin(VisitorAccess(started["token"]), conversation_id, "Eine Frage")
+    assert model.produced == 0
+    assert (await _transcript(db, conversation_id))[1:] == [(2, "user", "Eine Frage")]
+    [batch async for batch in streaming.answer_in_batches(turn)]
+    assert (await _transcript(db, conversation_id))[1:] == [
+        (2, "user", "Eine Frage"),
+        (3, "assistant", "Guten Tag"),
+    ]
+
+    offline = TurnRunner(db, settings)
+    started = await start(visitor, agent.public_key)
+    conversation_id = started["conversation_id"]
+    text = "Bieten Sie Zahnreinigung an?"
+    turn = await offline.begin(VisitorAccess(started["token"]), conversation_id, text)
+    deltas = [event.data["text"] async for event in offline.answer(turn) if event.type == "delta"]
+    answer = "".join(deltas)
+    assert "89" in answer  # the FAQ's answer: the engine read the visitor's question
+    assert (await _transcript(db, conversation_id))[1:] == [
+        (2, "user", text),
+        (3, "assistant", answer),
+    ]

@@ -252,10 +252,19 @@ async def repeat_of(
     return [first, *answers]
 
 
-async def history(session: AsyncSession, conversation_id: str, limit: int) -> list[Any]:
+async def history(
+    session: AsyncSession,
+    conversation_id: str,
+    limit: int,
+    unstored: Sequence[NewMessage] = (),
+) -> list[Any]:
     """The latest messages for a model (role, content, tool calls), oldest first, starting at
-    a visitor's message so that no tool result is cut off from its call."""
-    rows = await ConversationRepository(session).latest_for_model(conversation_id, limit)
+    a visitor's message so that no tool result is cut off from its call; ``unstored`` are
+    the newest, not written yet."""
+    stored = await ConversationRepository(session).latest_for_model(
+        conversation_id, limit - len(unstored)
+    )
+    rows = [*stored, *unstored]
     for start, row in enumerate(rows):
         if row.role == MessageRole.USER:
             return rows[start:] if len(rows) == limit else rows

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -113,6 +113,9 @@ class _Prepared:
     request: CompletionRequest
     provider: LLMProvider
     handoff_after: int | None
+    # Messages of the turn read into the request but not stored yet: the answer's store
+    # writes them with its own, in one statement.
+    unstored: tuple[conversations.NewMessage, ...] = ()
 
 
 ProviderFactory = Callable[[Settings, "agents.ResolvedLLM | None"], LLMProvider]
@@ -230,9 +233,8 @@ class TurnRunner:
                         text,
                         client_message_id=client_message_id,
                     )
-                    await conversations.store_messages(session, [user_message])
                     turn.events.append(_message_event(user_message))
-                    return await self._end_first_transaction(session, turn)
+                    return await self._end_first_transaction(session, turn, [user_message])
                 who = VisitorAccess(who.token)  # admitted already
             conversation, scope = await self._open(session, who, conversation_id, actor)
             conversations.ensure_open(conversation)
@@ -256,20 +258,31 @@ class TurnRunner:
                 turn.events.append(_message_event(user_message))
             return await self._end_first_transaction(session, turn)
 
-    async def _end_first_transaction(self, session: AsyncSession, turn: Turn) -> Turn:
-        """The end of the first transaction: what the model needs read, all of it stored.
+    async def _end_first_transaction(
+        self,
+        session: AsyncSession,
+        turn: Turn,
+        unstored: Sequence[conversations.NewMessage] = (),
+    ) -> Turn:
+        """The end of the first transaction: what the model needs read, all of it stored
+        (``unstored``, the visitor's message, too).
         On SQLite, a provider that answers at once (the offline engine: in this process,
         nothing to wait for) answers in this transaction too: one transaction, so one turn
-        of the database's single write lock, instead of two; the events are sent once it
-        has committed. On PostgreSQL the turn keeps two: with one, the slowest first answers
-        at 50 concurrent conversations took 3 s instead of 0.4 s (``bench/chat.py``; most
-        likely the turn's row locks, held across all its round trips)."""
+        of the database's single write lock, instead of two, and the visitor's message is
+        written with the answer; the events are sent once it has committed. On PostgreSQL
+        the turn keeps two: with one, the slowest first answers at 50 concurrent
+        conversations took 3 s instead of 0.4 s (``bench/chat.py``; most likely the turn's
+        row locks, held across all its round trips)."""
         if turn.conversation.status != ConversationStatus.HANDOFF:  # else a person answers
-            turn.prepared = await self._prepare(session, turn.conversation)
+            turn.prepared = await self._prepare(session, turn.conversation, unstored)
             if self.db.dialect == "sqlite" and getattr(
                 turn.prepared.provider, "answers_at_once", False
             ):
                 turn.answered = [batch async for batch in self._rounds(turn, session)]
+                unstored = ()  # stored with the answer
+            else:
+                turn.prepared = replace(turn.prepared, unstored=())
+        await conversations.store_messages(session, unstored)
         await session.commit()
         return turn
 
@@ -391,9 +404,14 @@ class TurnRunner:
             prepared = await self._refresh(scope, actor, prepared, session)
         yield EventBatch(batch, last=True)
 
-    async def _prepare(self, session: AsyncSession, conversation: Conversation) -> _Prepared:
+    async def _prepare(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        unstored: Sequence[conversations.NewMessage] = (),
+    ) -> _Prepared:
         setup = await self._setup(session, conversation)
-        history = await conversations.history(session, conversation.id, HISTORY_LIMIT)
+        history = await conversations.history(session, conversation.id, HISTORY_LIMIT, unstored)
         llm = setup.llm
         request = CompletionRequest(
             messages=(setup.system, *map(_chat_message, history)),
@@ -410,6 +428,7 @@ class TurnRunner:
             request=request,
             provider=self.provider_factory(self.settings, llm),
             handoff_after=setup.handoff_after,
+            unstored=tuple(unstored),
         )
 
     async def _setup(self, session: AsyncSession, conversation: Conversation) -> _Setup:
@@ -452,7 +471,7 @@ class TurnRunner:
             max_tokens=prepared.request.max_tokens,
             context=prepared.context,
         )
-        return _Prepared(**{**prepared.__dict__, "request": request})
+        return replace(prepared, request=request, unstored=())
 
     async def _stream(self, prepared: _Prepared, outcome: _Outcome) -> AsyncIterator[EngineEvent]:
         started = time.perf_counter()
@@ -521,6 +540,8 @@ class TurnRunner:
                 events += await self._store_answer(
                     session, conversation, tools, prepared, outcome, sources
                 )
+            else:
+                await conversations.store_messages(session, prepared.unstored)
             kinds = {kind: data for kind, data in tools.signals}
             progressed = progressed or "lead_updated" in kinds or "progress" in kinds
             if final:
@@ -574,7 +595,7 @@ class TurnRunner:
             completion_tokens=outcome.usage.completion_tokens if outcome.usage else None,
             latency_ms=outcome.latency_ms,
         )
-        stored = [reply]
+        stored = [*prepared.unstored, reply]
         for offset, call in enumerate(outcome.tool_calls, start=1):
             result = await run_tool(tools, call, prepared.enabled_tools)
             sources.extend(_cited_sources(result))
