@@ -8,7 +8,14 @@ measured run, divided by the turns). The platform's own overhead is TTFB minus t
 provider's time to its first token; the stub answers at once (its own time is below a
 millisecond), so TTFB is an upper bound of the overhead.
 
-    .venv/bin/python bench/chat.py [--seconds 10] [--backends sqlite,postgres]
+Visitors send their next message as soon as the answer is complete (``--think 0``: the
+process's capacity, turns/s), or after a pause of ``think`` seconds on average (uniform from
+half to one and a half times it, so the visitors do not fall into step): the overhead at a
+number of conversations as people hold them, who read and type. With no pause, a closed loop
+of N visitors waits N / (turns/s) per turn by Little's law (200 ms at 50 conversations and
+250 turns/s), whatever the platform's own overhead.
+
+    .venv/bin/python bench/chat.py [--seconds 10] [--backends sqlite,postgres] [--think 0,1]
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import subprocess
 import sys
 import tempfile
@@ -97,16 +105,26 @@ async def visitor(
     until: float,
     samples: list[tuple[float, float]],
     errors: list[str],
+    think: float = 0.0,
 ) -> None:
     while time.perf_counter() < until:
         try:
-            await conversation(http, key, until, samples)
+            await conversation(http, key, until, samples, think)
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             errors.append(type(exc).__name__)
 
 
+async def pause(think: float) -> None:
+    if think > 0:
+        await asyncio.sleep(random.uniform(0.5, 1.5) * think)
+
+
 async def conversation(
-    http: httpx.AsyncClient, key: str, until: float, samples: list[tuple[float, float]]
+    http: httpx.AsyncClient,
+    key: str,
+    until: float,
+    samples: list[tuple[float, float]],
+    think: float = 0.0,
 ) -> None:
     """One visitor's conversation through the script (until time is up)."""
     started = (
@@ -115,6 +133,7 @@ async def conversation(
     auth = {"Authorization": f"Bearer {started['token']}", "Accept": "text/event-stream"}
     url = f"{API}/public/conversations/{started['conversation_id']}/messages"
     for text in SCRIPT:
+        await pause(think)
         if time.perf_counter() >= until:
             return
         sent = time.perf_counter()
@@ -141,7 +160,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def measure(
-    server_url: str, server_pid: int, key: str, concurrency: int, seconds: float
+    server_url: str, server_pid: int, key: str, concurrency: int, seconds: float, think: float
 ) -> dict[str, float]:
     limits = httpx.Limits(
         max_connections=concurrency + 10, max_keepalive_connections=concurrency + 10
@@ -149,15 +168,16 @@ async def measure(
     async with httpx.AsyncClient(base_url=server_url, limits=limits, timeout=60) as http:
         warm: list[tuple[float, float]] = []
         errors: list[str] = []
+        warm_until = time.perf_counter() + 1.5 + think
         await asyncio.gather(
-            *(visitor(http, key, time.perf_counter() + 1.5, warm, []) for _ in range(concurrency))
+            *(visitor(http, key, warm_until, warm, [], think) for _ in range(concurrency))
         )
         samples: list[tuple[float, float]] = []
         cpu_before = cpu_seconds(server_pid)
         began = time.perf_counter()
         until = began + seconds
         await asyncio.gather(
-            *(visitor(http, key, until, samples, errors) for _ in range(concurrency))
+            *(visitor(http, key, until, samples, errors, think) for _ in range(concurrency))
         )
         elapsed = time.perf_counter() - began
         server_cpu = cpu_seconds(server_pid) - cpu_before
@@ -187,7 +207,9 @@ def start_stub() -> tuple[subprocess.Popen[str], str]:
     return process, process.stdout.readline().strip()
 
 
-def bench_backend(backend: str, seconds: float, levels: list[int]) -> list[dict[str, object]]:
+def bench_backend(
+    backend: str, seconds: float, levels: list[int], thinks: list[float]
+) -> list[dict[str, object]]:
     folder = Path(tempfile.mkdtemp(prefix=f"chat-{backend}-"))
     url = fresh_database(backend, folder)
     agency_id, token = seed_owner(url, folder)
@@ -197,14 +219,21 @@ def bench_backend(backend: str, seconds: float, levels: list[int]) -> list[dict[
     try:
         keys = asyncio.run(make_agents(server.url, token, agency_id, stub_url))
         for engine, key in keys.items():
-            for concurrency in levels:
-                result = asyncio.run(
-                    measure(server.url, server.process.pid, key, concurrency, seconds)
-                )
-                rows.append(
-                    {"backend": backend, "engine": engine, "concurrency": concurrency, **result}
-                )
-                print(rows[-1], flush=True)
+            for think in thinks:
+                for concurrency in levels:
+                    result = asyncio.run(
+                        measure(server.url, server.process.pid, key, concurrency, seconds, think)
+                    )
+                    rows.append(
+                        {
+                            "backend": backend,
+                            "engine": engine,
+                            "concurrency": concurrency,
+                            "think_s": think,
+                            **result,
+                        }
+                    )
+                    print(rows[-1], flush=True)
     finally:
         server.stop()
         stub.terminate()
@@ -217,10 +246,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--levels", default="1,50,200")
+    parser.add_argument(
+        "--think", default="0", help="visitors' mean pause before each message, seconds"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
-    rows = [r for b in args.backends.split(",") for r in bench_backend(b, args.seconds, levels)]
+    thinks = [float(x) for x in args.think.split(",")]
+    rows = [
+        r for b in args.backends.split(",") for r in bench_backend(b, args.seconds, levels, thinks)
+    ]
     table = Table(title=f"Chat benchmark ({platform.node()}, {datetime.now(UTC):%Y-%m-%d})")
     for column in rows[0]:
         table.add_column(column)
