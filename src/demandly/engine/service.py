@@ -41,7 +41,7 @@ from demandly.engine.providers.base import (
     ToolSpec,
     Usage,
 )
-from demandly.engine.tools import ToolContext, run_tool, specs_for
+from demandly.engine.tools import PROGRESS_SIGNALS, ToolContext, run_tool, specs_for
 from demandly.kit.cache import TTLCache
 from demandly.kit.context import Actor, Scope
 from demandly.kit.crypto import hash_token
@@ -543,7 +543,7 @@ class TurnRunner:
             else:
                 await conversations.store_messages(session, prepared.unstored)
             kinds = {kind: data for kind, data in tools.signals}
-            progressed = progressed or "lead_updated" in kinds or "progress" in kinds
+            progressed = progressed or not PROGRESS_SIGNALS.isdisjoint(kinds)
             if final:
                 events += await self._count_progress(
                     session, conversation, prepared, progressed, kinds

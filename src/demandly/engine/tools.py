@@ -27,6 +27,11 @@ A = TypeVar("A", bound=BaseModel)
 Handler = Callable[["ToolContext", Any], Awaitable[dict[str, Any]]]
 
 
+# Signals that the visitor's turn got somewhere (the "handoff after N turns without progress"
+# rule counts the turns without).
+PROGRESS_SIGNALS = frozenset({"lead_updated", "progress"})
+
+
 @dataclass
 class ToolContext:
     """A tool's world: the session (scoped to the conversation's client), the conversation,
@@ -38,8 +43,12 @@ class ToolContext:
     signals: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def signal(self, kind: str, **data: Any) -> None:
-        """Tell the turn loop something happened (handoff, end, lead captured)."""
+        """Tell the turn loop something happened (handoff, end, lead captured). A sign of
+        progress resets the conversation's count of turns without any at once, so that the
+        conversation's next write (often the tool's own) carries it: no UPDATE of its own."""
         self.signals.append((kind, data))
+        if kind in PROGRESS_SIGNALS and self.conversation.turns_without_progress:
+            self.conversation.turns_without_progress = 0
 
 
 @dataclass(frozen=True)
