@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     # The public chat first: the router walks routes in order, and a visitor's turn is the
     # hottest request (no other path overlaps /api/v1/public/conversations/…, see tests).
+    _add_health_routes(app, db)
     app.include_router(public_chat_router, prefix=API_PREFIX)
     # Then what Twilio calls (a gather turn, a media stream's socket): no path overlaps.
     app.include_router(twilio_webhooks_router)  # /twilio/...
@@ -137,7 +138,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(web_pages_router)  # /widget.js and /demo: outside the API prefix
     app.include_router(booking_pages_router)  # /book/...: public booking and manage pages
     mount_dashboard(app)  # /login, /app/...: the white-label dashboard
-    _add_health_routes(app, db)
 
     # Outermost first: request id wraps everything, so even a 413 carries it.
     app.add_middleware(PublicCorsMiddleware, prefix=f"{API_PREFIX}/public/")
