@@ -6,7 +6,13 @@ signed like Twilio signs it). Measured: the time of each gather round trip (one 
 and its TwiML), p50/p99, at 1 and 20 concurrent calls, on SQLite and PostgreSQL. Goal:
 p99 <= 50 ms.
 
+Callers answer at once (``--speak 0``: what one process can take), or after ``speak`` seconds
+on average (uniform from half to one and a half times it): the time a caller talks and Twilio
+waits for the end of speech, seconds on a real call. With no pause, N callers form a closed
+loop and each waits N / (turns/s) for its turn, whatever one round trip costs.
+
     .venv/bin/python bench/phone_gather.py [--seconds 10] [--backends sqlite,postgres]
+        [--levels 1,20] [--speak 0,2]
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import secrets
 import tempfile
 import time
@@ -108,7 +115,7 @@ async def _post(http: httpx.AsyncClient, url: str, params: dict[str, str]) -> st
 
 
 async def one_call(
-    http: httpx.AsyncClient, server_url: str, number: str
+    http: httpx.AsyncClient, server_url: str, number: str, speak: float = 0.0
 ) -> list[tuple[int, float]]:
     """One call through the script; each gather round trip (script step, milliseconds)."""
     params = {
@@ -124,6 +131,8 @@ async def one_call(
         gather = ET.fromstring(document).find("Gather")
         if gather is None:
             break
+        if speak > 0:
+            await asyncio.sleep(random.uniform(0.5, 1.5) * speak)
         started = time.perf_counter()
         document = await _post(http, gather.get("action", ""), {**params, "SpeechResult": text})
         timings.append((step, (time.perf_counter() - started) * 1000))
@@ -131,21 +140,22 @@ async def one_call(
 
 
 async def measure(
-    server_url: str, number: str, concurrency: int, seconds: float
+    server_url: str, number: str, concurrency: int, seconds: float, speak: float = 0.0
 ) -> dict[str, float]:
     timings: list[tuple[int, float]] = []
-    deadline = time.perf_counter() + seconds
+    began = time.perf_counter()
+    deadline = began + seconds
 
     async def caller() -> None:
         async with httpx.AsyncClient(timeout=30) as http:
             while time.perf_counter() < deadline:
-                timings.extend(await one_call(http, server_url, number))
+                timings.extend(await one_call(http, server_url, number, speak))
 
     await asyncio.gather(*(caller() for _ in range(concurrency)))
     every = [ms for _, ms in timings]
     return {
         "turns": len(every),
-        "turns_per_s": round(len(every) / seconds, 1),
+        "turns_per_s": round(len(every) / (time.perf_counter() - began), 1),
         "p50_ms": round(percentile(every, 50), 2),
         "p99_ms": round(percentile(every, 99), 2),
         "p50_by_step": [
@@ -156,7 +166,9 @@ async def measure(
     }
 
 
-def bench_backend(backend: str, seconds: float, levels: list[int]) -> list[dict[str, object]]:
+def bench_backend(
+    backend: str, seconds: float, levels: list[int], speaks: list[float]
+) -> list[dict[str, object]]:
     folder = Path(tempfile.mkdtemp(prefix=f"bench-phone-{backend}-"))
     url = fresh_database(backend, folder)
     agency_id, token = seed_owner(url, folder)
@@ -165,9 +177,12 @@ def bench_backend(backend: str, seconds: float, levels: list[int]) -> list[dict[
     try:
         number = asyncio.run(make_agent(server.url, token, agency_id))
         asyncio.run(measure(server.url, number, 4, 2))  # warm-up, not measured
-        for level in levels:
-            result = asyncio.run(measure(server.url, number, level, seconds))
-            rows.append({"backend": backend, "concurrent_calls": level, **result})
+        for speak in speaks:
+            for level in levels:
+                result = asyncio.run(measure(server.url, number, level, seconds, speak))
+                rows.append(
+                    {"backend": backend, "concurrent_calls": level, "speak_s": speak, **result}
+                )
     finally:
         server.stop()
         drop_database(url)
@@ -179,16 +194,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--levels", default="1,20")
+    parser.add_argument("--speak", default="0", help="callers' mean pause per utterance, s")
     args = parser.parse_args()
     levels = [int(level) for level in args.levels.split(",")]
+    speaks = [float(speak) for speak in args.speak.split(",")]
     rows = [
         row
         for backend in args.backends.split(",")
-        for row in bench_backend(backend, args.seconds, levels)
+        for row in bench_backend(backend, args.seconds, levels, speaks)
     ]
     columns = (
         "backend",
         "concurrent_calls",
+        "speak_s",
         "turns",
         "turns_per_s",
         "p50_ms",
