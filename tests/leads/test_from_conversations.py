@@ -63,6 +63,17 @@ async def _contacts_of(db: Database, client_id: str) -> list[Contact]:
         return list(rows.scalars())
 
 
+async def _lead_told(
+    client: httpx.AsyncClient, visitor: httpx.AsyncClient, db: Database, tenant: Tenant, text: str
+) -> Lead:
+    """A visitor tells an agent with the form ``text`` in one message: the lead made of it."""
+    agent = await publish_agent(client, tenant, qualification=FORM)
+    started = await start(visitor, agent.public_key)
+    await say(visitor, started, text)
+    [lead] = await _leads_of(db, started["conversation_id"])
+    return lead
+
+
 async def test_a_german_conversation_becomes_a_contact_a_lead_and_an_email(
     client: httpx.AsyncClient,
     visitor: httpx.AsyncClient,
@@ -135,10 +146,9 @@ async def test_no_recipients_no_email_and_restricted_contacts_are_not_forwarded(
     tenant: Tenant,
     use_smtp: SmtpServer,
 ) -> None:
-    agent = await publish_agent(client, tenant, qualification=FORM)
-    started = await start(visitor, agent.public_key)
-    await say(visitor, started, "Max Muster, max.muster@example.de, 030 7654321")
-    [lead] = await _leads_of(db, started["conversation_id"])
+    lead = await _lead_told(
+        client, visitor, db, tenant, "Max Muster, max.muster@example.de, 030 7654321"
+    )
     await Worker(db).run_until_idle()
     assert use_smtp.to("max.muster@example.de") == []
 
@@ -176,10 +186,9 @@ async def test_only_the_leads_asked_for_are_mailed_and_nothing_is_queued_for_nob
     tenant: Tenant,
     use_smtp: SmtpServer,
 ) -> None:
-    agent = await publish_agent(client, tenant, qualification=FORM)
-    unheard = await start(visitor, agent.public_key)
-    await say(visitor, unheard, "Eva Stein, eva.stein@example.de, 030 1112223")
-    [lead] = await _leads_of(db, unheard["conversation_id"])
+    lead = await _lead_told(
+        client, visitor, db, tenant, "Eva Stein, eva.stein@example.de, 030 1112223"
+    )
     assert lead.status == "qualified"
     assert await _notification_jobs(db, lead.client_id) == []
 
@@ -190,9 +199,9 @@ async def test_only_the_leads_asked_for_are_mailed_and_nothing_is_queued_for_nob
         headers=tenant.headers("client_admin"),
     )
     assert response.status_code == 200, response.text
-    heard = await start(visitor, agent.public_key)
-    await say(visitor, heard, "Jan Holm, jan.holm@example.de, 030 4445556")
-    [told] = await _leads_of(db, heard["conversation_id"])
+    told = await _lead_told(
+        client, visitor, db, tenant, "Jan Holm, jan.holm@example.de, 030 4445556"
+    )
     await Worker(db).run_until_idle()
     assert [str(m["Subject"]) for m in use_smtp.to(inbox)] == ["Qualifizierte Anfrage: Jan Holm"]
     [job] = await _notification_jobs(db, told.client_id)
@@ -207,10 +216,9 @@ async def test_a_notification_queued_by_an_earlier_version_is_still_sent(
     use_smtp: SmtpServer,
 ) -> None:
     """Jobs queued per lead event before the service queued notifications itself."""
-    agent = await publish_agent(client, tenant, qualification=FORM)
-    started = await start(visitor, agent.public_key)
-    await say(visitor, started, "Ida Kern, ida.kern@example.de, 030 7778889")
-    [lead] = await _leads_of(db, started["conversation_id"])
+    lead = await _lead_told(
+        client, visitor, db, tenant, "Ida Kern, ida.kern@example.de, 030 7778889"
+    )
     await _notify(client, tenant, inbox := f"{unique('legacy')}@example.de")
     async with db.session(Scope.for_system()) as session:
         event = (
