@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import event
 
 from demandly.config import Settings
@@ -16,6 +17,7 @@ from demandly.engine.providers.base import CompletionRequest, Finished, Provider
 from demandly.engine.service import EngineEvent, EventBatch, Turn, TurnRunner, VisitorAccess
 from demandly.kit.context import Scope
 from demandly.kit.db import Database
+from demandly.kit.errors import Gone
 from tests.conversations.conftest import PublishedAgent, start
 
 
@@ -161,3 +163,32 @@ async def test_a_visitor_s_message_is_stored_before_a_model_is_called_and_with_t
         (2, "user", text),
         (3, "assistant", answer),
     ]
+
+
+async def test_by_scope_an_ended_conversation_takes_nothing_and_a_retry_reserves_nothing(
+    db: Database, settings: Settings, visitor: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    """The channels that act in the client's scope (the phone, the socket): a retried message
+    (Twilio's retry of a callback) is answered from what is stored, with no position reserved
+    for it; an ended conversation refuses the message before anything is stored."""
+    runner = TurnRunner(db, settings)
+    turn = await begun(runner, visitor, agent, "Bieten Sie Zahnreinigung an?")
+    conversation_id = turn.conversation.id
+    [e async for e in runner.answer(turn)]
+    again = await runner.begin(turn.scope, conversation_id, "Hallo", client_message_id="CA1:1")
+    first = [e async for e in runner.answer(again)]
+    stored = await _transcript(db, conversation_id)
+    retried = await runner.begin(turn.scope, conversation_id, "Hallo", client_message_id="CA1:1")
+    assert [e async for e in runner.answer(retried)] == [e for e in first if e.type == "message"]
+    assert await _transcript(db, conversation_id) == stored
+
+    async with db.session(Scope.for_system()) as session:
+        conversation = await conversations.get(session, conversation_id)
+        await conversations.end(session, conversation, "finished")
+        await session.commit()
+    with pytest.raises(Gone):
+        await runner.begin(turn.scope, conversation_id, "Noch da?")
+    assert await _transcript(db, conversation_id) == stored
+    async with db.session(Scope.for_system()) as session:
+        ended = await conversations.get(session, conversation_id)
+        assert ended.message_count == len(stored)

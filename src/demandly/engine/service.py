@@ -219,22 +219,23 @@ class TurnRunner:
         visitor's token that does not fit raises ``NotFound``."""
         first = who if isinstance(who, Scope) else Scope.for_system()
         async with self.db.session(first, actor) as session:
-            if isinstance(who, VisitorAccess):
-                counted = await self._count_visitor_message(
-                    session, who, conversation_id, actor, client_message_id
+            counted = await self._count_message(
+                session, who, conversation_id, actor, client_message_id
+            )
+            if counted is not None:
+                conversation, scope = counted
+                turn = Turn(scope=scope, actor=actor, conversation=conversation)
+                user_message = conversations.new_message(
+                    conversation,
+                    conversation.message_count,
+                    MessageRole.USER,
+                    text,
+                    client_message_id=client_message_id,
                 )
-                if counted is not None:
-                    conversation, scope = counted
-                    turn = Turn(scope=scope, actor=actor, conversation=conversation)
-                    user_message = conversations.new_message(
-                        conversation,
-                        conversation.message_count,
-                        MessageRole.USER,
-                        text,
-                        client_message_id=client_message_id,
-                    )
-                    turn.events.append(_message_event(user_message))
-                    return await self._end_first_transaction(session, turn, [user_message])
+                turn.events.append(_message_event(user_message))
+                return await self._end_first_transaction(session, turn, [user_message])
+            # A retry of a message already stored.
+            if isinstance(who, VisitorAccess):
                 who = VisitorAccess(who.token)  # admitted already
             conversation, scope = await self._open(session, who, conversation_id, actor)
             conversations.ensure_open(conversation)
@@ -286,24 +287,27 @@ class TurnRunner:
         await session.commit()
         return turn
 
-    async def _count_visitor_message(
+    async def _count_message(
         self,
         session: AsyncSession,
-        who: VisitorAccess,
+        who: Scope | VisitorAccess,
         conversation_id: str,
         actor: Actor | None,
         client_message_id: str | None,
     ) -> tuple[Conversation, Scope] | None:
-        """A visitor's new message: the token checked and the message's position reserved in
-        one statement (a refusal raises, and the session's rollback undoes it). None, with the
-        transaction rolled back, when the message is a retry of one already stored: ``_open``
-        then answers it as before."""
-        conversation = await conversations.count_visitor_message(
-            session, conversation_id, who.token
-        )
-        scope = Scope.for_client(conversation.agency_id, conversation.client_id)
-        await set_scope(session, scope, actor)
-        who.admit(conversation)
+        """A new message: the conversation found (for a visitor, by the token), locked and
+        the message's position reserved in one statement (a refusal raises, and the
+        session's rollback undoes it). None, with the transaction rolled back, when the
+        message is a retry of one already stored: ``_open`` then answers it as before."""
+        if isinstance(who, Scope):
+            conversation, scope = await conversations.advance(session, conversation_id, 1), who
+        else:
+            conversation = await conversations.count_visitor_message(
+                session, conversation_id, who.token
+            )
+            scope = Scope.for_client(conversation.agency_id, conversation.client_id)
+            await set_scope(session, scope, actor)
+            who.admit(conversation)
         conversations.ensure_open(conversation)
         if client_message_id and await conversations.repeat_of(
             session, conversation, client_message_id
