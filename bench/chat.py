@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import platform
-import random
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from common import drop_database, fresh_database, seed_owner, start_server
+from common import drop_database, fresh_database, pause, seed_owner, start_server
 from rich.console import Console
 from rich.table import Table
 
@@ -112,11 +111,6 @@ async def visitor(
             await conversation(http, key, until, samples, think)
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             errors.append(type(exc).__name__)
-
-
-async def pause(think: float) -> None:
-    if think > 0:
-        await asyncio.sleep(random.uniform(0.5, 1.5) * think)
 
 
 async def conversation(

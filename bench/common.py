@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -168,3 +169,10 @@ def run_wrk(
         non_2xx=int(non2xx.group(1)) if non2xx else 0,
         errors=sum(int(x) for x in errors.groups()) if errors else 0,
     )
+
+
+async def pause(mean: float) -> None:
+    """A person's pause before their next message: uniform from half to one and a half times
+    ``mean`` seconds, so that simulated people do not fall into step (none for 0)."""
+    if mean > 0:
+        await asyncio.sleep(random.uniform(0.5, 1.5) * mean)

@@ -58,34 +58,13 @@ class Library:
         raise AssertionError("a frame left to the library")
 
 
-class Caller:
-    def __init__(self) -> None:
+class Side:
+    """One of the bridge's two connections, writing what it sends as frames (masked, as a
+    client's are: the model's side) onto a transport that only counts."""
+
+    def __init__(self, *, masked: bool) -> None:
         self.transport = CountingTransport()
-
-    def deliver_to(self, handler: object) -> bool:
-        return False
-
-    def pause_reading(self, paused: bool) -> None:
-        pass
-
-    def write_now(self, messages: tuple[str, ...]) -> bool:
-        self.transport.write(b"".join([text_frame(m.encode()) for m in messages]))
-        return True
-
-    async def send_all(self, messages: tuple[str, ...]) -> None:
-        pass
-
-    async def receive(self) -> str | None:
-        return None
-
-    async def close(self) -> None:
-        pass
-
-
-class Model:
-    def __init__(self) -> None:
-        self.transport = CountingTransport()
-        self.masks = MaskingKeys()
+        self.masks = MaskingKeys() if masked else None
 
     def deliver_to(self, handler: object) -> bool:
         return False
@@ -95,11 +74,20 @@ class Model:
 
     def write_now(self, messages: tuple[str, ...]) -> bool:
         masks = self.masks
-        frames = [text_frame(m.encode(), masks.next()) for m in messages]
+        frames = [text_frame(m.encode(), masks.next() if masks else None) for m in messages]
         self.transport.write(b"".join(frames))
         return True
 
+    async def send_all(self, messages: tuple[str, ...]) -> None:
+        pass
+
     async def send_encoded(self, data: str) -> None:
+        pass
+
+    async def receive(self) -> str | None:
+        return None
+
+    async def close(self) -> None:
         pass
 
 
@@ -132,7 +120,7 @@ def model_frames(count: int) -> list[bytes]:
 
 
 async def measure(messages: int, repeats: int) -> tuple[float, float]:
-    caller, model = Caller(), Model()
+    caller, model = Side(masked=False), Side(masked=True)
     bridge = Bridge(None, None, SimpleNamespace(call_id="call"), caller, model, STREAM_SID)  # type: ignore[arg-type]
     from_twilio = FrameReader(CountingTransport(), Library(), masked=True)  # type: ignore[arg-type]
     from_twilio.deliver_to(lambda raw: bridge._from_twilio(_text(raw)))

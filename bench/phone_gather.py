@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import platform
-import random
 import secrets
 import tempfile
 import time
@@ -31,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from common import drop_database, fresh_database, seed_owner, start_server
+from common import drop_database, fresh_database, pause, seed_owner, start_server
 from rich.console import Console
 from rich.table import Table
 from twilio.request_validator import RequestValidator
@@ -131,8 +130,7 @@ async def one_call(
         gather = ET.fromstring(document).find("Gather")
         if gather is None:
             break
-        if speak > 0:
-            await asyncio.sleep(random.uniform(0.5, 1.5) * speak)
+        await pause(speak)
         started = time.perf_counter()
         document = await _post(http, gather.get("action", ""), {**params, "SpeechResult": text})
         timings.append((step, (time.perf_counter() - started) * 1000))

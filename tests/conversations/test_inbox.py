@@ -126,3 +126,14 @@ async def test_turns_without_progress_hand_off_when_the_agent_says_so(
     assert first["status"] == "active"
     second = await say(visitor, started, "Vielen Dank!")
     assert second["status"] == "handoff"
+
+
+async def test_an_answer_to_the_form_starts_the_count_of_turns_without_progress_again(
+    visitor: httpx.AsyncClient, client: httpx.AsyncClient, tenant
+) -> None:  # type: ignore[no-untyped-def]
+    agent = await publish_agent(client, tenant, handoff={"after_turns_without_progress": 2})
+    started = await start(visitor, agent.public_key)
+    assert (await say(visitor, started, "Danke!"))["status"] == "active"
+    assert (await say(visitor, started, "Ich heiße Max Muster"))["status"] == "active"
+    assert (await say(visitor, started, "Danke!"))["status"] == "active"
+    assert (await say(visitor, started, "Vielen Dank!"))["status"] == "handoff"

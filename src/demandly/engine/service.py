@@ -279,10 +279,9 @@ class TurnRunner:
             if self.db.dialect == "sqlite" and getattr(
                 turn.prepared.provider, "answers_at_once", False
             ):
+                turn.prepared = replace(turn.prepared, unstored=tuple(unstored))
                 turn.answered = [batch async for batch in self._rounds(turn, session)]
                 unstored = ()  # stored with the answer
-            else:
-                turn.prepared = replace(turn.prepared, unstored=())
         await conversations.store_messages(session, unstored)
         await session.commit()
         return turn
@@ -415,6 +414,7 @@ class TurnRunner:
         unstored: Sequence[conversations.NewMessage] = (),
     ) -> _Prepared:
         setup = await self._setup(session, conversation)
+        # ``unstored``: the turn's own message, read into the request before it is written.
         history = await conversations.history(session, conversation.id, HISTORY_LIMIT, unstored)
         llm = setup.llm
         request = CompletionRequest(
@@ -432,7 +432,6 @@ class TurnRunner:
             request=request,
             provider=self.provider_factory(self.settings, llm),
             handoff_after=setup.handoff_after,
-            unstored=tuple(unstored),
         )
 
     async def _setup(self, session: AsyncSession, conversation: Conversation) -> _Setup:
@@ -549,9 +548,7 @@ class TurnRunner:
             kinds = {kind: data for kind, data in tools.signals}
             progressed = progressed or not PROGRESS_SIGNALS.isdisjoint(kinds)
             if final:
-                events += await self._count_progress(
-                    session, conversation, prepared, progressed, kinds
-                )
+                await self._count_progress(session, conversation, prepared, progressed, kinds)
             events += await self._apply_signals(session, conversation, kinds)
             return _Stored(
                 events=events,
@@ -624,22 +621,20 @@ class TurnRunner:
         prepared: _Prepared,
         progressed: bool,
         kinds: dict[str, dict[str, Any]],
-    ) -> list[EngineEvent]:
-        # ``advance`` already counted the turn as one without progress (or reset the count
-        # when an earlier round progressed); a tool of this round may have made progress.
-        if progressed:
-            if conversation.turns_without_progress:
-                conversation.turns_without_progress = 0
-            return []
+    ) -> None:
+        """Hand off after too many turns without progress (a ``handoff`` in ``kinds``).
+        ``advance`` already counted the turn as one without progress (or reset the count
+        when an earlier round progressed); a tool of this round that made progress reset it
+        when it said so (``ToolContext.signal``)."""
         limit = prepared.handoff_after
         if (
-            limit
+            not progressed
+            and limit
             and conversation.turns_without_progress >= limit
             and "handoff" not in kinds
             and await conversations.request_handoff(session, conversation, "no progress")
         ):
             kinds["handoff"] = {"reason": "no progress"}
-        return []
 
     async def _apply_signals(
         self, session: AsyncSession, conversation: Conversation, kinds: dict[str, dict[str, Any]]

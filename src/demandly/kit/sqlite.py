@@ -276,7 +276,9 @@ class _WalCheckpointer:
 
     def _copied(self, future: asyncio.Future[Any]) -> None:
         self.running = None
-        if not future.cancelled() and future.exception() is not None:
+        if future.cancelled():
+            return
+        if future.exception() is not None:
             logger.warning("sqlite.checkpoint_failed", exc_info=future.exception())
         else:
             self.restart_due = True
