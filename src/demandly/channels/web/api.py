@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Send
@@ -239,10 +239,16 @@ async def post_message(
         raise Unauthorized("The visitor token does not fit this conversation.") from None
     conversation = turn.conversation
     if accept and "text/event-stream" in accept:
+        if turn.answered is not None:
+            # Answered already (in the turn's first transaction): the whole stream is known,
+            # and goes as one body, without a streaming response's task group.
+            return Response(
+                _sse_body(turn.answered), media_type="text/event-stream", headers=_SSE_HEADERS
+            )
         return _EventStream(
             _sse(runner.answer_in_batches(turn)),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache"},
+            headers=_SSE_HEADERS,
         )
     events = runner.answer(turn)
     status = conversation.status
@@ -258,6 +264,7 @@ async def post_message(
 
 
 _DONE = "event: done\ndata: {}\n\n"
+_SSE_HEADERS = {"Cache-Control": "no-cache"}
 
 
 class _LastChunk(bytes):
@@ -286,16 +293,20 @@ async def _sse(batches: AsyncIterator[EventBatch]) -> AsyncIterator[bytes]:
     the last with ``done``."""
     try:
         async for batch in batches:
-            text = "".join(map(_sse_event, batch.events))
             if batch.last:
-                yield _LastChunk((text + _DONE).encode())
+                yield _LastChunk(_sse_body([batch]))
                 return
-            yield text.encode()
+            yield "".join(map(_sse_event, batch.events)).encode()
     except Exception as exc:  # the stream has started: report in-band, never a broken 500
         code = getattr(exc, "code", "internal_error")
         yield _LastChunk(f"event: error\ndata: {json.dumps({'code': code})}\n\n{_DONE}".encode())
         return
     yield _LastChunk(_DONE.encode())
+
+
+def _sse_body(batches: list[EventBatch]) -> bytes:
+    """The events of the turn's last ``batches`` (its end included) and ``done``."""
+    return ("".join(_sse_event(e) for batch in batches for e in batch.events) + _DONE).encode()
 
 
 def _sse_event(event: EngineEvent) -> str:
