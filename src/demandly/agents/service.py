@@ -30,6 +30,7 @@ from demandly.engine.providers.base import (
     QualificationField,
 )
 from demandly.jobs.service import emit
+from demandly.kit.cache import TTLCache
 from demandly.kit.db import session_actor
 from demandly.kit.errors import Conflict, NotFound, ValidationFailed
 from demandly.kit.ids import random_token
@@ -47,9 +48,24 @@ LAST4_MIN_KEY_LENGTH = 12
 # --- definitions ---------------------------------------------------------------------------
 
 
+# A version is never changed: its typed definition is read once per process, not at each
+# conversation's start (twice there) and each call's.
+_version_definitions = TTLCache[str, s.AgentDefinition](ttl_seconds=3600, max_items=2000)
+
+
 def definition_of(source: Agent | AgentVersion | dict[str, Any]) -> s.AgentDefinition:
-    """The typed definition of an agent's draft, a version, or a stored definition."""
-    raw = source if isinstance(source, dict) else source.definition
+    """The typed definition of an agent's draft, a version, or a stored definition. A
+    version's is shared: read it, never change it."""
+    if isinstance(source, AgentVersion) and source.id is not None:
+        found = _version_definitions.get(source.id)
+        if found is None:
+            found = _parse_definition(source.definition)
+            _version_definitions.put(source.id, found)
+        return found
+    return _parse_definition(source if isinstance(source, dict) else source.definition)
+
+
+def _parse_definition(raw: dict[str, Any]) -> s.AgentDefinition:
     fields = s.AgentDefinition.model_fields
     data = {k: v for k, v in raw.items() if k in fields}
     if isinstance(data.get("tools"), list):
