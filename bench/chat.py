@@ -15,6 +15,10 @@ number of conversations as people hold them, who read and type. With no pause, a
 of N visitors waits N / (turns/s) per turn by Little's law (200 ms at 50 conversations and
 250 turns/s), whatever the platform's own overhead.
 
+Each visitor holds one keep-alive connection and speaks HTTP/1.1 itself (``lean_http.py``):
+``httpx`` spent about 2 ms of the client's own time per round trip here, which a visitor's
+browser does not, and which the TTFB counted as the platform's.
+
     .venv/bin/python bench/chat.py [--seconds 10] [--backends sqlite,postgres] [--think 0,1]
 """
 
@@ -34,6 +38,7 @@ from pathlib import Path
 
 import httpx
 from common import drop_database, fresh_database, pause, seed_owner, start_server
+from lean_http import Connection, HttpError
 from rich.console import Console
 from rich.table import Table
 
@@ -99,45 +104,47 @@ async def make_agents(server_url: str, token: str, agency_id: str, stub_url: str
 
 
 async def visitor(
-    http: httpx.AsyncClient,
+    server_url: str,
     key: str,
     until: float,
     samples: list[tuple[float, float]],
     errors: list[str],
     think: float = 0.0,
 ) -> None:
+    """One visitor after another on one keep-alive connection (a new one after an error)."""
+    connection = None
     while time.perf_counter() < until:
         try:
-            await conversation(http, key, until, samples, think)
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            connection = connection or await Connection.open(server_url)
+            await conversation(connection, key, until, samples, think)
+        except (HttpError, OSError, asyncio.IncompleteReadError, KeyError, ValueError) as exc:
             errors.append(type(exc).__name__)
+            if connection is not None:
+                connection.close()
+            connection = None
+    if connection is not None:
+        connection.close()
 
 
 async def conversation(
-    http: httpx.AsyncClient,
+    connection: Connection,
     key: str,
     until: float,
     samples: list[tuple[float, float]],
     think: float = 0.0,
 ) -> None:
     """One visitor's conversation through the script (until time is up)."""
-    started = (
-        await http.post(f"{API}/public/agents/{key}/conversations", json={"consent": True})
-    ).json()
-    auth = {"Authorization": f"Bearer {started['token']}", "Accept": "text/event-stream"}
+    started = await connection.post_json(
+        f"{API}/public/agents/{key}/conversations", {"consent": True}
+    )
+    auth = {"Authorization": f"Bearer {started['token']}"}
     url = f"{API}/public/conversations/{started['conversation_id']}/messages"
     for text in SCRIPT:
         await pause(think)
         if time.perf_counter() >= until:
             return
         sent = time.perf_counter()
-        first = None
-        async with http.stream("POST", url, json={"text": text}, headers=auth) as response:
-            async for line in response.aiter_lines():
-                if first is None and line.startswith("event: delta"):
-                    first = time.perf_counter()
-                if line.startswith("event: done"):
-                    break
+        first = await connection.post_events(url, {"text": text}, auth, b"event: delta")
         done = time.perf_counter()
         samples.append(((first or done) - sent, done - sent))
 
@@ -156,25 +163,21 @@ def cpu_seconds(pid: int) -> float:
 async def measure(
     server_url: str, server_pid: int, key: str, concurrency: int, seconds: float, think: float
 ) -> dict[str, float]:
-    limits = httpx.Limits(
-        max_connections=concurrency + 10, max_keepalive_connections=concurrency + 10
+    warm: list[tuple[float, float]] = []
+    errors: list[str] = []
+    warm_until = time.perf_counter() + 1.5 + think
+    await asyncio.gather(
+        *(visitor(server_url, key, warm_until, warm, [], think) for _ in range(concurrency))
     )
-    async with httpx.AsyncClient(base_url=server_url, limits=limits, timeout=60) as http:
-        warm: list[tuple[float, float]] = []
-        errors: list[str] = []
-        warm_until = time.perf_counter() + 1.5 + think
-        await asyncio.gather(
-            *(visitor(http, key, warm_until, warm, [], think) for _ in range(concurrency))
-        )
-        samples: list[tuple[float, float]] = []
-        cpu_before = cpu_seconds(server_pid)
-        began = time.perf_counter()
-        until = began + seconds
-        await asyncio.gather(
-            *(visitor(http, key, until, samples, errors, think) for _ in range(concurrency))
-        )
-        elapsed = time.perf_counter() - began
-        server_cpu = cpu_seconds(server_pid) - cpu_before
+    samples: list[tuple[float, float]] = []
+    cpu_before = cpu_seconds(server_pid)
+    began = time.perf_counter()
+    until = began + seconds
+    await asyncio.gather(
+        *(visitor(server_url, key, until, samples, errors, think) for _ in range(concurrency))
+    )
+    elapsed = time.perf_counter() - began
+    server_cpu = cpu_seconds(server_pid) - cpu_before
     ttfb = [s[0] for s in samples]
     total = [s[1] for s in samples]
     return {
