@@ -261,10 +261,11 @@ async def set_scope(session: AsyncSession, scope: Scope, actor: Actor | None = N
     session.info["scope"] = scope
     if actor is not None:
         session.info["actor"] = actor
-    if session.in_transaction():
+    # Only PostgreSQL has settings to keep in step (asked of the bind: getting the connection
+    # costs a trip through the async bridge, on every visitor's turn).
+    if session.in_transaction() and session.get_bind().dialect.name == "postgresql":
         connection = await session.connection()
-        if connection.dialect.name == "postgresql":
-            await connection.execute(_RLS_SQL, _rls_params(scope))
+        await connection.execute(_RLS_SQL, _rls_params(scope))
 
 
 _RLS_SQL = text(
