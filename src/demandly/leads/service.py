@@ -292,12 +292,23 @@ _version_forms = TTLCache[str, tuple[QualificationField, ...]](ttl_seconds=3600,
 async def form_for(
     session: AsyncSession, conversation_id: str | None, agent_id: str | None
 ) -> list[QualificationField]:
-    version_id = None
     if conversation_id is not None:
         conversation = await session.get(Conversation, conversation_id)
-        version_id = conversation.agent_version_id if conversation is not None else None
-    if version_id is not None:
-        return list(await _version_form(session, version_id))
+        if conversation is not None:
+            return await form_of_conversation(session, conversation)
+    return await _agent_form(session, agent_id)
+
+
+async def form_of_conversation(
+    session: AsyncSession, conversation: Conversation
+) -> list[QualificationField]:
+    """The form of the version the conversation runs on (of its agent, if it runs on none)."""
+    if conversation.agent_version_id is not None:
+        return list(await _version_form(session, conversation.agent_version_id))
+    return await _agent_form(session, conversation.agent_id)
+
+
+async def _agent_form(session: AsyncSession, agent_id: str | None) -> list[QualificationField]:
     source: Agent | AgentVersion | None = None
     if agent_id is not None:
         agent = await session.get(Agent, agent_id)
@@ -727,7 +738,7 @@ async def capture(session: AsyncSession, conversation: Conversation, region: str
     """The conversation's answers so far reach its lead; once the visitor gave an e-mail
     address or phone number, the lead (and its contact) exist. The writes are one savepoint:
     if they fail, nothing of them stays (the caller's answers do)."""
-    form = await form_for(session, conversation.id, conversation.agent_id)
+    form = await form_of_conversation(session, conversation)
     lead = await LeadRepository(session).lead_of_conversation(conversation.id)
     answers = dict(conversation.lead_fields or {})
     person = person_in_answers(form, answers, region)
