@@ -461,7 +461,9 @@ class UnitOfWork(AsyncSession):
         if self.in_transaction():
             await super().__aexit__(type_, value, traceback)
         else:
-            await self.close()
+            # No connection to give back, so no I/O: closed without the trip through the
+            # async bridge (a greenlet) that ``close()`` takes.
+            self.sync_session.close()
 
 
 class Database:
