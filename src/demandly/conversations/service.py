@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from demandly.audit.service import record
 from demandly.conversations.models import (
     Channel,
     Conversation,
@@ -60,25 +61,35 @@ async def start(
     the greeting as stored."""
     now = utcnow()
     token = random_token(VISITOR_TOKEN_PREFIX)
-    conversation = Conversation(
+    conversation = await ConversationRepository(session).insert(
+        {
+            "id": new_id(Conversation.__id_prefix__),
+            "created_at": now,
+            "updated_at": now,
+            "agency_id": agency_id,
+            "client_id": client_id,
+            "agent_id": agent_id,
+            "agent_version_id": agent_version_id,
+            "channel": channel.value,
+            "status": ConversationStatus.ACTIVE.value,
+            "language": language,
+            "visitor_token_hash": hash_token(token),
+            "consent_at": now if consent else None,
+            "last_activity_at": now,
+            "lead_fields": {},
+            # The greeting, stored with it, is message 1.
+            "message_count": 1,
+            "turns_without_progress": 0,
+        }
+    )
+    await record(
+        session,
+        action="conversation.created",
+        entity_type="conversation",
+        entity_id=conversation.id,
         agency_id=agency_id,
         client_id=client_id,
-        agent_id=agent_id,
-        agent_version_id=agent_version_id,
-        channel=channel.value,
-        status=ConversationStatus.ACTIVE.value,
-        language=language,
-        visitor_token_hash=hash_token(token),
-        consent_at=now if consent else None,
-        last_activity_at=now,
-        updated_at=now,
-        lead_fields={},
-        # The greeting, stored with it, is message 1.
-        message_count=1,
-        turns_without_progress=0,
     )
-    session.add(conversation)
-    await session.flush()
     message = new_message(conversation, 1, MessageRole.ASSISTANT, greeting, model="greeting")
     await store_messages(session, [message])
     await emit(

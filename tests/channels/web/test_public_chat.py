@@ -317,3 +317,20 @@ async def test_a_retried_message_leaves_the_count_as_it_was(
     await say(visitor, started, "Hallo", client_message_id="m-1")
     assert await _stored(db, started["conversation_id"]) == before
     assert before[0] == before[1]
+
+
+async def test_a_conversation_started_by_a_visitor_is_on_the_audit_trail(
+    visitor: httpx.AsyncClient, client: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    started = await start(visitor, agent.public_key)
+    response = await client.get(
+        f"{API}/audit-events",
+        params={"agency_id": agent.tenant.agency.id, "entity_id": started["conversation_id"]},
+        headers=agent.tenant.headers("agency_owner"),
+    )
+    assert response.status_code == 200, response.text
+    [created] = response.json()["items"]
+    assert created["action"] == "conversation.created"
+    assert created["entity_type"] == "conversation"
+    assert created["actor"]["kind"] == "visitor"
+    assert created["client_id"] == agent.tenant.clients[0].id
