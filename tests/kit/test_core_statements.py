@@ -35,4 +35,11 @@ async def test_a_returned_row_becomes_the_session_s_instance(db: Database, world
         # A later row of the same client refreshes the instance the session holds.
         again = as_loaded(session, Client, {**row, "name": "renamed"})
         assert again is loaded and loaded.name == "renamed" and not session.dirty
+        # A change made meanwhile gives way to what the statement returned, as a load with
+        # populate_existing would have it.
+        loaded.timezone = "Europe/Vienna"
+        assert session.dirty
+        as_loaded(session, Client, {**row, "name": "written"})
+        assert loaded.timezone == row["timezone"] and loaded.name == "written"
+        assert not session.is_modified(loaded)
         await session.rollback()
