@@ -135,6 +135,14 @@ class ConversationRepository:
         await execute_core(self.session, _INSERT_CONVERSATION, values)
         return as_written(self.session, Conversation, values)
 
+    async def end(self, conversation: Conversation, reason: str, now: datetime) -> Conversation:
+        """Mark the conversation ended, in one ``UPDATE … RETURNING`` whose row the session's
+        instance takes (the ORM's unit of work cost a tenth of the turn that ends it)."""
+        ensure_writable(self.session, conversation.agency_id, conversation.client_id)
+        parameters = {"conversation_id": conversation.id, "reason": reason, "now": now}
+        result = await execute_core(self.session, _END.statement(self.session), parameters)
+        return as_loaded(self.session, Conversation, result.mappings().one())
+
     async def insert_messages(self, rows: Sequence[dict[str, Any]]) -> None:
         """Write messages, each row holding every column (one statement, however many)."""
         for row in rows:
@@ -261,6 +269,25 @@ def _advance_query(touch: bool, change: ProgressChange, by_token: bool) -> Scope
         return statement.values(values).returning(*columns)
 
     return ScopedQuery(build)
+
+
+def _end(tenant: TenantFilter) -> Update:
+    columns = _CONVERSATIONS.c
+    now = bindparam("now", type_=columns.ended_at.type)
+    return (
+        update(_CONVERSATIONS)
+        .where(columns.id == bindparam("conversation_id"), tenant(Conversation))
+        .values(
+            status=ConversationStatus.ENDED.value,
+            ended_at=now,
+            end_reason=bindparam("reason"),
+            updated_at=now,
+        )
+        .returning(*columns)
+    )
+
+
+_END = ScopedQuery(_end)
 
 
 def _latest_for_model(tenant: TenantFilter) -> Select[Any]:

@@ -332,9 +332,16 @@ async def reply_as_person(
 async def end(session: AsyncSession, conversation: Conversation, reason: str) -> bool:
     if conversation.status == ConversationStatus.ENDED:
         return False
-    conversation.status = ConversationStatus.ENDED.value
-    conversation.ended_at = utcnow()
-    conversation.end_reason = reason[:40]
+    await ConversationRepository(session).end(conversation, reason[:40], utcnow())
+    await record(
+        session,
+        action="conversation.updated",
+        entity_type="conversation",
+        entity_id=conversation.id,
+        agency_id=conversation.agency_id,
+        client_id=conversation.client_id,
+        changed_fields=["status", "ended_at", "end_reason"],
+    )
     await emit(
         session,
         CONVERSATION_ENDED,

@@ -319,18 +319,28 @@ async def test_a_retried_message_leaves_the_count_as_it_was(
     assert before[0] == before[1]
 
 
-async def test_a_conversation_started_by_a_visitor_is_on_the_audit_trail(
+async def test_a_conversation_s_start_and_end_are_on_the_audit_trail(
     visitor: httpx.AsyncClient, client: httpx.AsyncClient, agent: PublishedAgent
 ) -> None:
     started = await start(visitor, agent.public_key)
+    ended = await say(visitor, started, "Danke, auf Wiedersehen")
+    assert ended["status"] == "ended"
     response = await client.get(
         f"{API}/audit-events",
         params={"agency_id": agent.tenant.agency.id, "entity_id": started["conversation_id"]},
         headers=agent.tenant.headers("agency_owner"),
     )
     assert response.status_code == 200, response.text
-    [created] = response.json()["items"]
+    closed, created = response.json()["items"]  # newest first
     assert created["action"] == "conversation.created"
     assert created["entity_type"] == "conversation"
     assert created["actor"]["kind"] == "visitor"
     assert created["client_id"] == agent.tenant.clients[0].id
+    assert closed["action"] == "conversation.updated"
+    assert sorted(closed["changed_fields"]) == ["end_reason", "ended_at", "status"]
+    assert closed["actor"]["kind"] == "visitor"
+    shown = await client.get(
+        f"{API}/conversations/{started['conversation_id']}",
+        headers=agent.tenant.headers("agency_owner"),
+    )
+    assert shown.json()["status"] == "ended" and shown.json()["ended_at"]
