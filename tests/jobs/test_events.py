@@ -9,7 +9,7 @@ from sqlalchemy import select
 from demandly.config import Settings
 from demandly.jobs.models import DomainEvent, Job
 from demandly.jobs.registry import JobContext, on_event, subscribers
-from demandly.jobs.service import emit
+from demandly.jobs.service import NewEvent, emit, emit_many
 from demandly.jobs.worker import Worker
 from demandly.kit.context import Scope
 from demandly.kit.db import Database
@@ -93,3 +93,33 @@ async def test_a_platform_event_from_a_tenant_scope_is_readable_by_the_system_on
         assert await session.get(DomainEvent, event.id, populate_existing=True) is None
     async with db.session(Scope.for_system()) as session:
         assert await session.get(DomainEvent, event.id) is not None
+
+
+async def test_several_events_are_written_in_order_each_with_its_subscribers_jobs(
+    fresh_db: tuple[Database, Settings],
+) -> None:
+    """``emit_many``: events of a tenant and of the platform from one unit of work, in order,
+    each fanned out as ``emit`` does; the platform's stays out of the tenant's sight."""
+    db, _ = fresh_db
+    async with db.session(Scope.for_client("agc_many", "cli_many")) as session:
+        first, platform, last = await emit_many(
+            session,
+            [
+                NewEvent("test.lead.created", "agc_many", "cli_many", "lead", "led_1"),
+                NewEvent("test.nobody.listens", None, entity_id="usr_1"),
+                NewEvent("test.lead.created", "agc_many", "cli_many", "lead", "led_2"),
+            ],
+        )
+        await session.commit()
+    assert first.id < platform.id < last.id
+    assert [e.entity_id for e in (first, platform, last)] == ["led_1", "usr_1", "led_2"]
+    keys = {job.idempotency_key for job in await all_jobs(db)}
+    for event in (first, last):
+        names = ("test.events.notify_crm", "test.events.send_webhook")
+        assert {f"{event.id}:{name}" for name in names} <= keys
+    assert not any(key.startswith(platform.id) for key in keys if key)
+    async with db.session(Scope.for_client("agc_many", "cli_many")) as session:
+        assert await session.get(DomainEvent, platform.id) is None
+    async with db.session(Scope.for_system()) as session:
+        stored = await session.get(DomainEvent, platform.id)
+        assert stored is not None and stored.agency_id is None

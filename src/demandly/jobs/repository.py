@@ -60,11 +60,11 @@ class JobRepository:
         statement = _INSERT_JOBS[self.session.bind.dialect.name]
         return set((await execute_core(self.session, statement, rows)).scalars())
 
-    async def insert_event(self, values: dict[str, Any]) -> DomainEvent:
-        """Write the event and hand it back as written (``values`` hold every column; the
-        ORM's INSERT … RETURNING cost a third of an event's time)."""
-        await execute_core(self.session, _INSERT_EVENT, values)
-        return as_written(self.session, DomainEvent, values)
+    async def insert_events(self, rows: list[dict[str, Any]]) -> list[DomainEvent]:
+        """Write the events in one statement and hand them back as written (each row holds
+        every column; the ORM's INSERT … RETURNING cost a third of an event's time)."""
+        await execute_core(self.session, _INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
+        return [as_written(self.session, DomainEvent, row) for row in rows]
 
     async def update_where(
         self, job_id: str, condition: ColumnElement[bool], **values: Any

@@ -147,6 +147,18 @@ async def _insert_jobs(session: AsyncSession, rows: list[dict[str, Any]]) -> dic
     return ids
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """A domain event to write with ``emit_many``; the fields mean what ``emit``'s do."""
+
+    type: str
+    agency_id: str | None
+    client_id: str | None = None
+    entity_type: str | None = None
+    entity_id: str | None = None
+    payload: dict[str, Any] | None = None
+
+
 async def emit(
     session: AsyncSession,
     type: str,
@@ -158,35 +170,46 @@ async def emit(
     payload: dict[str, Any] | None = None,
 ) -> DomainEvent:
     """Write a domain event and one job per subscribed handler, in the caller's transaction."""
-    _check_name("event type", type)
-    _check_place(session, agency_id, client_id)
+    event = NewEvent(type, agency_id, client_id, entity_type, entity_id, payload)
+    return (await emit_many(session, [event]))[0]
+
+
+async def emit_many(session: AsyncSession, events: Sequence[NewEvent]) -> list[DomainEvent]:
+    """Write domain events, in order, with one INSERT per place (agency and client), and one
+    job per subscribed handler of each, in the caller's transaction."""
     autodiscover()
-    event = await _insert_event(
-        session,
-        {
-            "id": new_id(DomainEvent.__id_prefix__),
-            "created_at": utcnow(),
-            "type": type,
-            "agency_id": agency_id,
-            "client_id": client_id,
-            "entity_type": entity_type,
-            "entity_id": entity_id,
-            "payload": _json(payload),
-        },
-    )
+    now = utcnow()
+    rows = []
+    for event in events:
+        _check_name("event type", event.type)
+        _check_place(session, event.agency_id, event.client_id)
+        rows.append(
+            {
+                "id": new_id(DomainEvent.__id_prefix__),
+                "created_at": now,
+                "type": event.type,
+                "agency_id": event.agency_id,
+                "client_id": event.client_id,
+                "entity_type": event.entity_type,
+                "entity_id": event.entity_id,
+                "payload": _json(event.payload),
+            }
+        )
+    written = await _insert_events(session, rows)
     handlers = [
         NewJob(
             task_name,
-            {"event_id": event.id, "event_type": type},
-            agency_id=agency_id,
-            client_id=client_id,
-            idempotency_key=f"{event.id}:{task_name}",
+            {"event_id": row["id"], "event_type": row["type"]},
+            agency_id=row["agency_id"],
+            client_id=row["client_id"],
+            idempotency_key=f"{row['id']}:{task_name}",
         )
-        for task_name in subscribers(type)
+        for row in rows
+        for task_name in subscribers(row["type"])
     ]
     if handlers:
         await enqueue_many(session, handlers)
-    return event
+    return written
 
 
 @asynccontextmanager
@@ -220,9 +243,16 @@ async def _insert_job(session: AsyncSession, values: dict[str, Any]) -> Job:
     return job
 
 
-async def _insert_event(session: AsyncSession, values: dict[str, Any]) -> DomainEvent:
-    async with _scope_to_write(session, values["agency_id"], values["client_id"]):
-        return await JobRepository(session).insert_event(values)
+async def _insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> list[DomainEvent]:
+    places: dict[tuple[str | None, str | None], list[dict[str, Any]]] = {}
+    for row in rows:
+        places.setdefault((row["agency_id"], row["client_id"]), []).append(row)
+    written: dict[str, DomainEvent] = {}
+    for (agency_id, client_id), group in places.items():
+        async with _scope_to_write(session, agency_id, client_id):
+            for event in await JobRepository(session).insert_events(group):
+                written[event.id] = event
+    return [written[row["id"]] for row in rows]
 
 
 # --- operating on jobs (the API) -----------------------------------------------------------

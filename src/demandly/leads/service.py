@@ -26,7 +26,7 @@ from demandly.agents.schemas import QualificationField
 from demandly.audit.service import record
 from demandly.conversations.models import Conversation
 from demandly.jobs.models import DomainEvent
-from demandly.jobs.service import NewJob, emit, enqueue_many
+from demandly.jobs.service import NewEvent, NewJob, emit_many, enqueue_many
 from demandly.kit.cache import TTLCache
 from demandly.kit.errors import Conflict, NotFound, ValidationFailed
 from demandly.kit.time import utcnow
@@ -38,6 +38,7 @@ from demandly.tenancy.schemas import Email
 
 LEAD_CREATED = "lead.created"
 LEAD_QUALIFIED = "lead.qualified"
+LEAD_EVENTS = {"created": LEAD_CREATED, "qualified": LEAD_QUALIFIED}
 # The job that e-mails the client's recipients about a lead (leads/tasks.py).
 NOTIFY_TASK = "leads.notify"
 NAME_KEYS = ("name", "full_name", "fullname")
@@ -635,12 +636,14 @@ async def _settle(
     if created:
         session.add(lead)
     await session.flush()
-    notices: list[tuple[str, DomainEvent]] = []
-    if created:
-        notices.append(("created", await _emit(session, lead, LEAD_CREATED)))
-    if became_qualified:
-        notices.append(("qualified", await _emit(session, lead, LEAD_QUALIFIED)))
-    await _queue_notifications(session, lead, settings, notices)
+    reasons = [
+        reason
+        for reason, happened in (("created", created), ("qualified", became_qualified))
+        if happened
+    ]
+    # Both events of a lead made qualified at once go in one statement.
+    events = await emit_many(session, [_event(lead, LEAD_EVENTS[reason]) for reason in reasons])
+    await _queue_notifications(session, lead, settings, list(zip(reasons, events, strict=True)))
 
 
 async def _queue_notifications(
@@ -670,10 +673,9 @@ async def _queue_notifications(
         await enqueue_many(session, jobs)
 
 
-async def _emit(session: AsyncSession, lead: Lead, event: str) -> DomainEvent:
+def _event(lead: Lead, event: str) -> NewEvent:
     # No personal data in events: they are plain rows; subscribers load the lead.
-    return await emit(
-        session,
+    return NewEvent(
         event,
         agency_id=lead.agency_id,
         client_id=lead.client_id,
