@@ -163,6 +163,23 @@ async def record(
     await session.run_sync(lambda sync: append_events(sync.connection(), actor, [item]))
 
 
+async def record_change(
+    session: AsyncSession, obj: Any, verb: str, changed: Iterable[str] = ()
+) -> None:
+    """The event the flush hook writes for ``obj`` (``created``, ``updated`` with the names of
+    the changed columns, ``deleted``), for a row a Core statement wrote, which no flush sees."""
+    item = _pending(obj, verb, changed)
+    await record(
+        session,
+        action=item.action,
+        entity_type=item.entity_type,
+        entity_id=item.entity_id,
+        agency_id=item.agency_id,
+        client_id=item.client_id,
+        changed_fields=list(item.changed_fields),
+    )
+
+
 # --- verification --------------------------------------------------------------------------
 
 

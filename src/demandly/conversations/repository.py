@@ -129,15 +129,15 @@ class ConversationRepository:
         return list(reversed((await execute_core(self.session, statement, parameters)).all()))
 
     async def insert(self, values: dict[str, Any]) -> Conversation:
-        """Write a new conversation (``values`` hold every column) and hand it back as written
-        (the ORM's unit of work cost a fifth of a conversation's start)."""
+        """Write a new conversation (``values`` hold every column) and hand it back as written,
+        without the ORM's unit of work (its audit event is the caller's to record)."""
         ensure_writable(self.session, values["agency_id"], values["client_id"])
         await execute_core(self.session, _INSERT_CONVERSATION, values)
         return as_written(self.session, Conversation, values)
 
     async def end(self, conversation: Conversation, reason: str, now: datetime) -> Conversation:
         """Mark the conversation ended, in one ``UPDATE … RETURNING`` whose row the session's
-        instance takes (the ORM's unit of work cost a tenth of the turn that ends it)."""
+        instance takes, without the ORM's unit of work (its audit event is the caller's)."""
         ensure_writable(self.session, conversation.agency_id, conversation.client_id)
         parameters = {"conversation_id": conversation.id, "reason": reason, "now": now}
         result = await execute_core(self.session, _END.statement(self.session), parameters)

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from demandly.audit.service import record
+from demandly.audit.service import record_change
 from demandly.conversations.models import (
     Channel,
     Conversation,
@@ -82,14 +82,7 @@ async def start(
             "turns_without_progress": 0,
         }
     )
-    await record(
-        session,
-        action="conversation.created",
-        entity_type="conversation",
-        entity_id=conversation.id,
-        agency_id=agency_id,
-        client_id=client_id,
-    )
+    await record_change(session, conversation, "created")
     message = new_message(conversation, 1, MessageRole.ASSISTANT, greeting, model="greeting")
     await store_messages(session, [message])
     await emit(
@@ -333,15 +326,7 @@ async def end(session: AsyncSession, conversation: Conversation, reason: str) ->
     if conversation.status == ConversationStatus.ENDED:
         return False
     await ConversationRepository(session).end(conversation, reason[:40], utcnow())
-    await record(
-        session,
-        action="conversation.updated",
-        entity_type="conversation",
-        entity_id=conversation.id,
-        agency_id=conversation.agency_id,
-        client_id=conversation.client_id,
-        changed_fields=["status", "ended_at", "end_reason"],
-    )
+    await record_change(session, conversation, "updated", ["status", "ended_at", "end_reason"])
     await emit(
         session,
         CONVERSATION_ENDED,

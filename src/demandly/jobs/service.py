@@ -120,14 +120,19 @@ async def enqueue_many(session: AsyncSession, jobs: Sequence[NewJob]) -> list[st
     whole jobs cost a booking a twentieth of its time."""
     now = utcnow()
     rows = [_job_values(session, job, now) for job in jobs]
-    places: dict[tuple[str | None, str | None], list[dict[str, Any]]] = {}
-    for row in rows:
-        places.setdefault((row["agency_id"], row["client_id"]), []).append(row)
     written: dict[str, str] = {}
-    for (agency_id, client_id), group in places.items():
+    for (agency_id, client_id), group in _by_place(rows).items():
         async with _scope_to_write(session, agency_id, client_id):
             written.update(await _insert_jobs(session, group))
     return [written[row["id"]] for row in rows]
+
+
+def _by_place(rows: list[dict[str, Any]]) -> dict[tuple[str | None, str | None], list[Any]]:
+    """Rows grouped by their agency and client, each group in the rows' order."""
+    places: dict[tuple[str | None, str | None], list[dict[str, Any]]] = {}
+    for row in rows:
+        places.setdefault((row["agency_id"], row["client_id"]), []).append(row)
+    return places
 
 
 async def _insert_jobs(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, str]:
@@ -244,11 +249,8 @@ async def _insert_job(session: AsyncSession, values: dict[str, Any]) -> Job:
 
 
 async def _insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> list[DomainEvent]:
-    places: dict[tuple[str | None, str | None], list[dict[str, Any]]] = {}
-    for row in rows:
-        places.setdefault((row["agency_id"], row["client_id"]), []).append(row)
     written: dict[str, DomainEvent] = {}
-    for (agency_id, client_id), group in places.items():
+    for (agency_id, client_id), group in _by_place(rows).items():
         async with _scope_to_write(session, agency_id, client_id):
             for event in await JobRepository(session).insert_events(group):
                 written[event.id] = event
