@@ -630,7 +630,7 @@ async def _history_lead(
     answers = {key: value for key, value in answers.items() if value}
     if not answers:
         return None
-    conversations.merge_lead_fields(conversation, answers)
+    await conversations.save_lead_fields(session, conversation, answers)
     captured = await leads.capture(session, conversation, "DE")
     lead = captured.lead
     if lead is None:

@@ -285,6 +285,46 @@ def _accept_leads_again(database_url: str) -> None:
     owner.dispose()
 
 
+async def test_a_captured_lead_and_its_contact_are_on_the_audit_trail(
+    client: httpx.AsyncClient, visitor: httpx.AsyncClient, db: Database, tenant: Tenant
+) -> None:
+    agent = await publish_agent(client, tenant, qualification=FORM)
+    started = await start(visitor, agent.public_key)
+    await say(visitor, started, "Ich heiße Jana Kraus")
+    await say(visitor, started, "jana.kraus@example.de")
+    await say(visitor, started, "030 7778889")
+    [lead] = await _leads_of(db, started["conversation_id"])
+    [contact] = await _contacts_of(db, tenant.clients[0].id)
+
+    async def trail(entity_id: str) -> list[dict[str, Any]]:
+        response = await client.get(
+            f"{API}/audit-events",
+            params={"agency_id": tenant.agency.id, "entity_id": entity_id},
+            headers=tenant.headers("agency_owner"),
+        )
+        assert response.status_code == 200, response.text
+        return list(reversed(response.json()["items"]))  # oldest first
+
+    created, *updates = await trail(lead.id)
+    assert (created["action"], created["entity_type"]) == ("lead.created", "lead")
+    assert created["client_id"] == tenant.clients[0].id
+    assert created["actor"]["kind"] == "visitor"
+    # The phone number came later: the lead's answers changed, and it became qualified.
+    assert {(event["action"], event["actor"]["kind"]) for event in updates} == {
+        ("lead.updated", "visitor")
+    }
+    changed = {field for event in updates for field in event["changed_fields"]}
+    assert {"answers", "status", "qualified_at"} <= changed
+    contact_events = [event["action"] for event in await trail(contact.id)]
+    assert contact_events == ["contact.created", "contact.updated"]
+    # The answers are the conversation's too, and answering counts as progress.
+    async with db.session(Scope.for_system()) as session:
+        conversation = await session.get(Conversation, started["conversation_id"])
+        assert conversation is not None
+        assert conversation.lead_fields == lead.answers
+        assert conversation.turns_without_progress == 0
+
+
 async def test_when_the_lead_cannot_be_written_the_answers_stay_and_the_next_one_makes_it(
     client: httpx.AsyncClient,
     visitor: httpx.AsyncClient,

@@ -149,8 +149,6 @@ async def record(
             raise UnscopedQuery(f"audit event {action!r} for an agency without a tenant scope")
         if not scope.allows(agency_id, client_id):
             raise NotFound()
-    # Changes made so far in this unit of work are recorded before the action that follows them.
-    await session.flush()
     item = PendingEvent(
         action=action,
         entity_type=entity_type,
@@ -159,8 +157,14 @@ async def record(
         client_id=client_id,
         changed_fields=tuple(changed_fields or ()),
     )
-    actor = session_actor(session.sync_session)
-    await session.run_sync(lambda sync: append_events(sync.connection(), actor, [item]))
+    await session.run_sync(_flush_and_append, item)
+
+
+def _flush_and_append(session: Session, item: PendingEvent) -> None:
+    # Changes made so far in this unit of work are recorded before the action that follows
+    # them (one trip through the async bridge for both).
+    session.flush()
+    append_events(session.connection(), session_actor(session), [item])
 
 
 async def record_change(

@@ -143,6 +143,18 @@ class ConversationRepository:
         result = await execute_core(self.session, _END.statement(self.session), parameters)
         return as_loaded(self.session, Conversation, result.mappings().one())
 
+    async def save_lead_fields(
+        self, conversation: Conversation, lead_fields: dict[str, Any], now: datetime
+    ) -> Conversation:
+        """Write the conversation's captured answers, its count of turns without progress
+        reset (an answer is progress), in one ``UPDATE … RETURNING`` whose row the session's
+        instance takes, without the ORM's unit of work (neither column is audited)."""
+        ensure_writable(self.session, conversation.agency_id, conversation.client_id)
+        parameters = {"conversation_id": conversation.id, "lead_fields": lead_fields, "now": now}
+        statement = _SAVE_LEAD_FIELDS.statement(self.session)
+        result = await execute_core(self.session, statement, parameters)
+        return as_loaded(self.session, Conversation, result.mappings().one())
+
     async def insert_messages(self, rows: Sequence[dict[str, Any]]) -> None:
         """Write messages, each row holding every column (one statement, however many)."""
         for row in rows:
@@ -288,6 +300,23 @@ def _end(tenant: TenantFilter) -> Update:
 
 
 _END = ScopedQuery(_end)
+
+
+def _save_lead_fields(tenant: TenantFilter) -> Update:
+    columns = _CONVERSATIONS.c
+    return (
+        update(_CONVERSATIONS)
+        .where(columns.id == bindparam("conversation_id"), tenant(Conversation))
+        .values(
+            lead_fields=bindparam("lead_fields", type_=columns.lead_fields.type),
+            turns_without_progress=0,
+            updated_at=bindparam("now", type_=columns.updated_at.type),
+        )
+        .returning(*columns)
+    )
+
+
+_SAVE_LEAD_FIELDS = ScopedQuery(_save_lead_fields)
 
 
 def _latest_for_model(tenant: TenantFilter) -> Select[Any]:

@@ -350,10 +350,16 @@ async def end_idle(session: AsyncSession, idle_for: timedelta, now: datetime | N
     return ended
 
 
-def merge_lead_fields(conversation: Conversation, fields: dict[str, Any]) -> list[str]:
-    """Captured values join what was captured; returns the keys that changed."""
+async def save_lead_fields(
+    session: AsyncSession, conversation: Conversation, fields: dict[str, Any]
+) -> list[str]:
+    """Captured values join what was captured, and the conversation counts as progressing
+    (its turns without progress start again from none); returns the keys that changed
+    (nothing is written when none did)."""
     current = dict(conversation.lead_fields or {})
     changed = [key for key, value in fields.items() if current.get(key) != value]
-    current.update(fields)
-    conversation.lead_fields = current
+    if changed:
+        await ConversationRepository(session).save_lead_fields(
+            conversation, {**current, **fields}, utcnow()
+        )
     return changed

@@ -173,16 +173,39 @@ def as_written(session: AsyncSession, model: type[_M], values: dict[str, Any]) -
     """The row a plain INSERT just wrote with ``values``, as an instance in the session, as if
     read back (what ``INSERT … RETURNING`` the model gives, without RETURNING's cost). Columns
     missing from ``values`` must have a fixed default (usually None), which the row holds."""
+    # Made as the ORM makes a loaded row (its constructor would record each value as a
+    # change, only for the history to be reset: two thirds of the cost).
+    instance = inspect(model).class_manager.new_instance()
+    instance.__dict__.update(_row_of(model, values))
+    return _joined_as_loaded(session, instance)
+
+
+def row_of_new(instance: _M) -> dict[str, Any]:
+    """What an INSERT of a new (transient) instance writes: the values it was given, and the
+    fixed default of each column it was not."""
+    model = type(instance)
+    defaults, needed = _fixed_defaults(model)
+    columns = defaults.keys() | needed
+    return _row_of(model, {k: v for k, v in instance.__dict__.items() if k in columns})
+
+
+def written(session: AsyncSession, instance: _M, row: dict[str, Any]) -> _M:
+    """A new instance whose ``row`` (``row_of_new``) a Core INSERT wrote, in the session as if
+    read back: persistent, with nothing left for a flush to write."""
+    instance.__dict__.update(row)
+    return _joined_as_loaded(session, instance)
+
+
+def _row_of(model: type[Base], values: dict[str, Any]) -> dict[str, Any]:
     defaults, needed = _fixed_defaults(model)
     missing = needed - values.keys()
     if missing:
         raise ValueError(f"{model.__name__} needs values for {', '.join(sorted(missing))}")
-    # Made as the ORM makes a loaded row (its constructor would record each value as a
-    # change, only for the history to be reset: two thirds of the cost).
-    instance = inspect(model).class_manager.new_instance()
-    instance.__dict__.update(defaults)
-    instance.__dict__.update(values)
-    make_transient_to_detached(instance)
+    return {**defaults, **values}
+
+
+def _joined_as_loaded(session: AsyncSession, instance: _M) -> _M:
+    make_transient_to_detached(instance)  # its history reset, as a loaded row's
     session.add(instance)
     return instance
 
@@ -222,6 +245,16 @@ def _execute_on_connection(session: Session, statement: Executable, parameters: 
         # there are none).
         session.flush()
     return session.connection().execute(statement, parameters)
+
+
+async def load_core(
+    session: AsyncSession, model: type[_M], statement: Executable, parameters: Any = None
+) -> list[_M]:
+    """The rows of ``model`` a Core statement selects (every column, e.g. a ``ScopedQuery``
+    of ``select(Model)``), as the session's instances (``as_loaded``): an ORM select's result
+    without the ORM's execution machinery."""
+    result = await execute_core(session, statement, parameters)
+    return [as_loaded(session, model, row) for row in result.mappings()]
 
 
 def ensure_writable(session: AsyncSession | Session, agency_id: str, client_id: str | None) -> None:

@@ -8,11 +8,20 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, String, and_, bindparam, cast, or_, select
+from sqlalchemy import Insert, Select, String, and_, bindparam, cast, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from demandly.kit.context import Scope
-from demandly.kit.db import ScopedQuery, TenantFilter, grants_criteria
+from demandly.kit.db import (
+    ScopedQuery,
+    TenantFilter,
+    ensure_writable,
+    execute_core,
+    grants_criteria,
+    load_core,
+    row_of_new,
+    written,
+)
 from demandly.leads.models import Contact, Lead, LeadNote, LeadSettings
 from demandly.tenancy.models import Membership, MembershipClient, Role, User
 
@@ -66,8 +75,7 @@ class LeadRepository:
             return []
         query = _contacts_matching_query(bool(email), bool(phone))
         parameters = {"client_id": client_id, "email": email, "phone": phone}
-        rows = await self.session.execute(query.statement(self.session), parameters)
-        found = list(rows.scalars())
+        found = await load_core(self.session, Contact, query.statement(self.session), parameters)
         return sorted(found, key=lambda c: (email is None or c.email != email, c.id))
 
     async def leads_of_contact(self, contact_id: str) -> list[Lead]:
@@ -160,8 +168,16 @@ class LeadRepository:
 
     async def lead_of_conversation(self, conversation_id: str) -> Lead | None:
         statement = _LEAD_OF_CONVERSATION.statement(self.session)
-        result = await self.session.execute(statement, {"conversation_id": conversation_id})
-        return result.scalar_one_or_none()  # type: ignore[no-any-return]
+        found = await load_core(self.session, Lead, statement, {"conversation_id": conversation_id})
+        return found[0] if found else None
+
+    async def insert(self, lead: Lead) -> Lead:
+        """Write a new lead and hand it back as written, without the ORM's unit of work (its
+        audit event is the caller's to record)."""
+        ensure_writable(self.session, lead.agency_id, lead.client_id)
+        row = row_of_new(lead)
+        await execute_core(self.session, _INSERT_LEAD, row)
+        return written(self.session, lead, row)
 
     async def contacts_by_id(self, contact_ids: set[str]) -> dict[str, Contact]:
         if not contact_ids:
@@ -181,8 +197,8 @@ class LeadRepository:
 
     async def settings(self, client_id: str) -> LeadSettings | None:
         statement = _SETTINGS.statement(self.session)
-        result = await self.session.execute(statement, {"client_id": client_id})
-        return result.scalar_one_or_none()  # type: ignore[no-any-return]
+        found = await load_core(self.session, LeadSettings, statement, {"client_id": client_id})
+        return found[0] if found else None
 
     async def is_team_member(self, user_id: str, agency_id: str, client_id: str) -> bool:
         """The user holds a role in the client or (agency-wide) in its agency."""
@@ -264,3 +280,4 @@ def _settings(tenant: TenantFilter) -> Select[Any]:
 
 _LEAD_OF_CONVERSATION = ScopedQuery(_lead_of_conversation)
 _SETTINGS = ScopedQuery(_settings)
+_INSERT_LEAD: Insert = insert(Lead.__table__)

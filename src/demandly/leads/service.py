@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from demandly.agents import service as agents
 from demandly.agents.models import Agent, AgentVersion
 from demandly.agents.schemas import QualificationField
-from demandly.audit.service import record
+from demandly.audit.service import record, record_change
 from demandly.conversations.models import Conversation
 from demandly.jobs.models import DomainEvent
 from demandly.jobs.service import NewEvent, NewJob, emit_many, enqueue_many
@@ -634,8 +634,11 @@ async def _settle(
     if became_qualified:
         lead.qualified_at = utcnow()
     if created:
-        session.add(lead)
-    await session.flush()
+        # Written by one INSERT, not the unit of work: a conversation's capture makes one.
+        lead = await LeadRepository(session).insert(lead)
+        await record_change(session, lead, "created")
+    else:
+        await session.flush()
     reasons = [
         reason
         for reason, happened in (("created", created), ("qualified", became_qualified))

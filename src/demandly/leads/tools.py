@@ -34,7 +34,7 @@ async def save_lead_details(ctx: ToolContext, args: SaveLeadDetails) -> dict[str
     known = {f.key for f in ctx.agent.qualification}
     accepted = {k: v for k, v in args.fields.items() if not known or k in known}
     ignored = sorted(set(args.fields) - set(accepted))
-    changed = conversations.merge_lead_fields(ctx.conversation, accepted)
+    changed = await conversations.save_lead_fields(ctx.session, ctx.conversation, accepted)
     if changed:
         ctx.signal("lead_updated", fields=changed)
         await _capture(ctx)
