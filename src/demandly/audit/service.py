@@ -141,22 +141,36 @@ async def record(
 ) -> None:
     """Record an action that is not a row change (``user.logged_in``, ``api_key.revoked`` …)
     in the caller's transaction, with the session's actor."""
-    if client_id is not None and agency_id is None:
-        raise ValueError("an audit event of a client needs its agency_id")
-    scope = session_scope(session.sync_session)
-    if agency_id is not None:
-        if scope is None:
-            raise UnscopedQuery(f"audit event {action!r} for an agency without a tenant scope")
-        if not scope.allows(agency_id, client_id):
-            raise NotFound()
-    item = PendingEvent(
-        action=action,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        agency_id=agency_id,
-        client_id=client_id,
-        changed_fields=tuple(changed_fields or ()),
+    await _record(
+        session,
+        PendingEvent(
+            action=action,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            agency_id=agency_id,
+            client_id=client_id,
+            changed_fields=tuple(changed_fields or ()),
+        ),
     )
+
+
+async def record_change(
+    session: AsyncSession, obj: Any, verb: str, changed: Iterable[str] = ()
+) -> None:
+    """The event the flush hook writes for ``obj`` (``created``, ``updated`` with the names of
+    the changed columns, ``deleted``), for a row a Core statement wrote, which no flush sees."""
+    await _record(session, _pending(obj, verb, changed))
+
+
+async def _record(session: AsyncSession, item: PendingEvent) -> None:
+    if item.client_id is not None and item.agency_id is None:
+        raise ValueError("an audit event of a client needs its agency_id")
+    if item.agency_id is not None:
+        scope = session_scope(session.sync_session)
+        if scope is None:
+            raise UnscopedQuery(f"audit event {item.action!r} for an agency without a tenant scope")
+        if not scope.allows(item.agency_id, item.client_id):
+            raise NotFound()
     await session.run_sync(_flush_and_append, item)
 
 
@@ -165,23 +179,6 @@ def _flush_and_append(session: Session, item: PendingEvent) -> None:
     # them (one trip through the async bridge for both).
     session.flush()
     append_events(session.connection(), session_actor(session), [item])
-
-
-async def record_change(
-    session: AsyncSession, obj: Any, verb: str, changed: Iterable[str] = ()
-) -> None:
-    """The event the flush hook writes for ``obj`` (``created``, ``updated`` with the names of
-    the changed columns, ``deleted``), for a row a Core statement wrote, which no flush sees."""
-    item = _pending(obj, verb, changed)
-    await record(
-        session,
-        action=item.action,
-        entity_type=item.entity_type,
-        entity_id=item.entity_id,
-        agency_id=item.agency_id,
-        client_id=item.client_id,
-        changed_fields=list(item.changed_fields),
-    )
 
 
 # --- verification --------------------------------------------------------------------------

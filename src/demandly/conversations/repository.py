@@ -136,23 +136,29 @@ class ConversationRepository:
         return as_written(self.session, Conversation, values)
 
     async def end(self, conversation: Conversation, reason: str, now: datetime) -> Conversation:
-        """Mark the conversation ended, in one ``UPDATE … RETURNING`` whose row the session's
-        instance takes, without the ORM's unit of work (its audit event is the caller's)."""
-        ensure_writable(self.session, conversation.agency_id, conversation.client_id)
-        parameters = {"conversation_id": conversation.id, "reason": reason, "now": now}
-        result = await execute_core(self.session, _END.statement(self.session), parameters)
-        return as_loaded(self.session, Conversation, result.mappings().one())
+        """Mark the conversation ended, without the ORM's unit of work (its audit event is the
+        caller's)."""
+        return await self._update(conversation, _END, {"reason": reason, "now": now})
 
     async def save_lead_fields(
         self, conversation: Conversation, lead_fields: dict[str, Any], now: datetime
     ) -> Conversation:
         """Write the conversation's captured answers, its count of turns without progress
-        reset (an answer is progress), in one ``UPDATE … RETURNING`` whose row the session's
-        instance takes, without the ORM's unit of work (neither column is audited)."""
+        reset (an answer is progress), without the ORM's unit of work (neither column is
+        audited)."""
+        parameters = {"lead_fields": lead_fields, "now": now}
+        return await self._update(conversation, _SAVE_LEAD_FIELDS, parameters)
+
+    async def _update(
+        self, conversation: Conversation, query: ScopedQuery[Update], parameters: dict[str, Any]
+    ) -> Conversation:
+        """One ``UPDATE … RETURNING`` of the conversation (within the session's scope), whose
+        row the session's instance takes."""
         ensure_writable(self.session, conversation.agency_id, conversation.client_id)
-        parameters = {"conversation_id": conversation.id, "lead_fields": lead_fields, "now": now}
-        statement = _SAVE_LEAD_FIELDS.statement(self.session)
-        result = await execute_core(self.session, statement, parameters)
+        statement = query.statement(self.session)
+        result = await execute_core(
+            self.session, statement, {"conversation_id": conversation.id, **parameters}
+        )
         return as_loaded(self.session, Conversation, result.mappings().one())
 
     async def insert_messages(self, rows: Sequence[dict[str, Any]]) -> None:
