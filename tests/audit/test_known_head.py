@@ -4,6 +4,7 @@ chain when that guess is wrong: a rolled-back transaction or another process mov
 from __future__ import annotations
 
 from demandly.audit import chain as audit_chain
+from demandly.audit.chain import PendingEvent
 from demandly.audit.service import verify_chains
 from demandly.kit.context import Scope
 from demandly.kit.db import Database
@@ -34,7 +35,14 @@ async def test_after_a_rolled_back_append_the_next_one_continues_the_stored_chai
     db: Database,
 ) -> None:
     agency_id = (await make_agency(db, clients=0)).agency.id
-    await _add_client(db, agency_id, "rolled back", commit=False)
+    await _add_client(db, agency_id, "rolled back before its events were appended", commit=False)
+    # Events are appended as the transaction commits; a commit can still fail after that.
+    lost = PendingEvent(action="client.created", entity_type="client", agency_id=agency_id)
+    async with db.session(Scope.for_agency(agency_id), ALICE) as session:
+        connection = await session.connection()
+        await connection.run_sync(audit_chain.append_events, ALICE, [lost])
+        await session.rollback()
+    assert audit_chain._last_heads[agency_id][0] == 2  # the guess is the lost append's head
     await _add_client(db, agency_id, "kept")
     await _assert_unbroken(db, agency_id, 2)
 

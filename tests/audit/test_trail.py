@@ -3,6 +3,8 @@ transaction; explicit events for actions that are not row changes."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -87,6 +89,65 @@ async def test_a_rolled_back_change_leaves_no_audit_event(db: Database) -> None:
         await session.flush()
         await session.rollback()
     assert await events_of(db, entity_id=client.id) == []
+
+
+async def test_a_rolled_back_savepoint_drops_its_events_and_keeps_the_transactions(
+    db: Database,
+) -> None:
+    tenant = await make_agency(db, clients=0)
+    agency_id = tenant.agency.id
+    async with db.session(Scope.for_agency(agency_id), ALICE) as session:
+        kept = Client(agency_id=agency_id, name="Kept")
+        session.add(kept)
+        await session.flush()
+        savepoint = await session.begin_nested()
+        undone = Client(agency_id=agency_id, name="Undone")
+        session.add(undone)
+        inner = await session.begin_nested()
+        deeper = Client(agency_id=agency_id, name="Released, then undone with its parent")
+        session.add(deeper)
+        await session.flush()
+        await inner.commit()
+        await savepoint.rollback()
+        released = await session.begin_nested()
+        after = Client(agency_id=agency_id, name="Released")
+        session.add(after)
+        await session.flush()
+        await released.commit()
+        await session.commit()
+
+    events = await events_of(db, chain=agency_id)
+    created = [e.entity_id for e in events if e.action == "client.created"]
+    assert created == [kept.id, after.id]
+    assert undone.id not in created and deeper.id not in created
+    [report] = await verify_chains(db, [agency_id])
+    assert report.ok
+
+
+async def test_an_open_unit_of_work_does_not_hold_up_the_agencys_other_writers(
+    db: Database,
+) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time anyway")
+    tenant = await make_agency(db, clients=0)
+    agency_id = tenant.agency.id
+    async with db.session(Scope.for_agency(agency_id), ALICE) as slow:
+        first = Client(agency_id=agency_id, name="Written first, committed last")
+        slow.add(first)
+        await slow.flush()
+        # The chain's head was locked from the first event to the commit: this writer of the
+        # same agency waited for the slow one (and here, where the slow one waits for it,
+        # forever).
+        async with db.session(Scope.for_agency(agency_id), ALICE) as quick:
+            second = Client(agency_id=agency_id, name="Written second, committed first")
+            quick.add(second)
+            await asyncio.wait_for(quick.commit(), timeout=30)
+        await slow.commit()
+
+    events = await events_of(db, chain=agency_id)
+    assert [e.entity_id for e in events][-2:] == [second.id, first.id]
+    [report] = await verify_chains(db, [agency_id])
+    assert report.ok and report.events_checked == len(events)
 
 
 async def test_users_are_recorded_in_the_platform_chain(db: Database) -> None:

@@ -10,7 +10,7 @@ from demandly.kit.context import Scope
 from demandly.kit.db import Database, ScopedQuery
 from demandly.kit.errors import NotFound, UnscopedQuery
 from demandly.tenancy.models import Agency, Client, Membership, User
-from tests.factories import World
+from tests.factories import World, make_agency
 
 
 async def test_query_without_scope_does_not_run(db: Database, world: World) -> None:
@@ -95,18 +95,18 @@ async def _clients_by_scoped_query(db: Database, scope: Scope | None) -> set[str
         return {client.id for client in rows.scalars()}
 
 
-async def test_a_scoped_query_sees_what_the_scope_sees_and_no_more(
-    db: Database, world: World
-) -> None:
-    first = world.a.clients[0]
-    agency_scope = Scope.for_agency(world.a.agency.id)
-    assert await _clients_by_scoped_query(db, agency_scope) == {c.id for c in world.a.clients}
-    client_scope = Scope.for_client(world.a.agency.id, first.id)
+async def test_a_scoped_query_sees_what_the_scope_sees_and_no_more(db: Database) -> None:
+    # Agencies of its own: other tests add clients to the shared world's.
+    a, b = await make_agency(db, clients=2), await make_agency(db, clients=2)
+    first = a.clients[0]
+    agency_scope = Scope.for_agency(a.agency.id)
+    assert await _clients_by_scoped_query(db, agency_scope) == {c.id for c in a.clients}
+    client_scope = Scope.for_client(a.agency.id, first.id)
     assert await _clients_by_scoped_query(db, client_scope) == {first.id}
-    member_scope = Scope.for_agency(world.b.agency.id, [world.b.clients[0].id])
-    assert await _clients_by_scoped_query(db, member_scope) == {world.b.clients[0].id}
+    member_scope = Scope.for_agency(b.agency.id, [b.clients[0].id])
+    assert await _clients_by_scoped_query(db, member_scope) == {b.clients[0].id}
     everyone = await _clients_by_scoped_query(db, Scope.for_system())
-    assert {c.id for c in (*world.a.clients, *world.b.clients)} <= everyone
+    assert {c.id for c in (*a.clients, *b.clients)} <= everyone
     # Built once per scope: the first scope's statement is not handed to the next one.
     assert await _clients_by_scoped_query(db, client_scope) == {first.id}
 

@@ -5,7 +5,9 @@ Each agency has a chain (``chain`` = agency id; events outside any agency go to 
 removing or reordering an event breaks every link after it. Writers of one chain are serialised
 by the chain's ``audit_heads`` row: locked with ``SELECT … FOR UPDATE`` on PostgreSQL (or by the
 ``UPDATE`` that moves it, when the process knew the head already); on SQLite every write
-transaction already holds the database's write lock (``BEGIN IMMEDIATE``).
+transaction already holds the database's write lock (``BEGIN IMMEDIATE``). The session appends
+its events as its transaction commits (``audit.service``), so the lock is held for the append and
+the commit only.
 
 This module works on a plain (sync) ``Connection`` so that it runs inside a flush, where the
 ORM may not be re-entered.

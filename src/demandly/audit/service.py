@@ -27,12 +27,12 @@ from typing import Any
 
 from sqlalchemy import event, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, attributes
+from sqlalchemy.orm import Session, SessionTransaction, attributes
 
 from demandly.audit.chain import GENESIS_HASH, PendingEvent, append_events, event_hash
 from demandly.audit.models import AuditEvent, AuditHead
 from demandly.audit.repository import AuditRepository
-from demandly.kit.context import Scope
+from demandly.kit.context import Actor, Scope
 from demandly.kit.db import Database, session_actor, session_scope
 from demandly.kit.errors import NotFound, UnscopedQuery
 from demandly.kit.time import utcnow
@@ -123,7 +123,67 @@ def changes_in_flush(session: Session) -> list[PendingEvent]:
 def _record_flushed_changes(session: Session, flush_context: Any) -> None:
     pending = changes_in_flush(session)
     if pending:
-        append_events(session.connection(), session_actor(session), pending)
+        _keep(session, pending)
+
+
+# --- appending at commit -------------------------------------------------------------------
+#
+# Events wait on the session and reach their chains just before the transaction commits.
+# Appending locks the chain's head (one row per agency) until the commit: taken at the first
+# event, it serialised every unit of work of the agency for the rest of its transaction, so
+# on PostgreSQL fifty conversations queued behind one another's round trips. Taken at the end,
+# it is held for the append and the commit alone.
+
+_PENDING = "audit_pending"
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    # The savepoint the events were recorded in (None: the transaction itself), so that
+    # rolling the savepoint back drops them with the rows they describe.
+    savepoint: SessionTransaction | None
+    actor: Actor
+    events: list[PendingEvent]
+
+
+def _keep(session: Session, events: list[PendingEvent]) -> None:
+    waiting = _Waiting(session.get_nested_transaction(), session_actor(session), events)
+    session.info.setdefault(_PENDING, []).append(waiting)
+
+
+@event.listens_for(Session, "before_commit")
+def _append_waiting_events(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint's release: its events wait for the transaction's commit
+    session.flush()
+    waiting: list[_Waiting] = session.info.pop(_PENDING, [])
+    for item in waiting:
+        append_events(session.connection(), item.actor, item.events)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back_events(session: Session, previous: SessionTransaction) -> None:
+    waiting: list[_Waiting] | None = session.info.get(_PENDING)
+    if not waiting:
+        return
+    if previous.parent is None:
+        session.info.pop(_PENDING, None)
+    elif previous.nested:
+        waiting[:] = [item for item in waiting if not _inside(item.savepoint, previous)]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_events_of_ended_transaction(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+def _inside(savepoint: SessionTransaction | None, rolled_back: SessionTransaction) -> bool:
+    while savepoint is not None:
+        if savepoint is rolled_back:
+            return True
+        savepoint = savepoint.parent
+    return False
 
 
 # --- explicit recording --------------------------------------------------------------------
@@ -171,14 +231,11 @@ async def _record(session: AsyncSession, item: PendingEvent) -> None:
             raise UnscopedQuery(f"audit event {item.action!r} for an agency without a tenant scope")
         if not scope.allows(item.agency_id, item.client_id):
             raise NotFound()
-    await session.run_sync(_flush_and_append, item)
-
-
-def _flush_and_append(session: Session, item: PendingEvent) -> None:
     # Changes made so far in this unit of work are recorded before the action that follows
-    # them (one trip through the async bridge for both).
-    session.flush()
-    append_events(session.connection(), session_actor(session), [item])
+    # them.
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    _keep(session.sync_session, [item])
 
 
 # --- verification --------------------------------------------------------------------------
