@@ -1,6 +1,7 @@
 """The chat turn's own work, without sockets: the ASGI app driven in this process by one
-visitor after another on the offline engine (SQLite, the worker off), each conversation the
-chat benchmark's script (a start and five turns).
+visitor after another on the offline engine (SQLite, or ``--backend postgres``; the worker
+off), each conversation the chat benchmark's script (a start and five turns). On PostgreSQL
+the database's own work is in its processes, not counted here.
 
 Prints the CPU time of each kind of request (median, µs) and of a whole conversation (ms),
 per round. The host's speed moves these figures from minute to minute on a shared VM, so
@@ -10,7 +11,7 @@ script twice under valgrind, with ``--conversations`` 10 and 10 + ``--count``, a
 difference (start-up, migrations and warm-up cancel out) by ``--count``. About 10 minutes.
 
     .venv/bin/python bench/chat_inprocess.py [--conversations 300] [--rounds 3]
-    .venv/bin/python bench/chat_inprocess.py --instructions [--count 100]
+    .venv/bin/python bench/chat_inprocess.py --instructions [--count 100] [--backend postgres]
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from chat import SCRIPT, UNLIMITED, agent_body
-from common import SECRET, fresh_database, seed_owner
+from common import SECRET, drop_database, fresh_database, seed_owner
 
 HEADERS = [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json")]
 
@@ -144,20 +145,22 @@ async def run(folder: Path, url: str, agency_id: str, token: str, args: argparse
 
 def inprocess(args: argparse.Namespace) -> None:
     folder = Path(tempfile.mkdtemp(prefix="chat-inprocess-"))
-    url = fresh_database("sqlite", folder)
+    url = fresh_database(args.backend, folder)
     agency_id, token = seed_owner(url, folder)
     try:
         import uvloop
 
         uvloop.run(run(folder, url, agency_id, token, args))
     finally:
+        drop_database(url)
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def instructions_of(conversations: int) -> int:
+def instructions_of(conversations: int, backend: str) -> int:
     command = [
         "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
         sys.executable, __file__, "--conversations", str(conversations), "--rounds", "1",
+        "--backend", backend,
     ]  # fmt: skip
     # A fixed hash seed: set and dict orders, and so the work, the same in both runs.
     env = {**os.environ, "PYTHONHASHSEED": "0"}
@@ -174,7 +177,7 @@ def instructions(args: argparse.Namespace) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(2) as pool:
-        few, more = pool.map(instructions_of, (10, 10 + args.count))
+        few, more = pool.map(instructions_of, (10, 10 + args.count), [args.backend] * 2)
     per_conversation = (more - few) / args.count
     print(
         f"{per_conversation / 1e6:.2f} M instructions per conversation "
@@ -188,6 +191,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--instructions", action="store_true")
     parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
     if args.instructions:
         instructions(args)

@@ -92,12 +92,12 @@ async def test_the_offline_engine_s_answer_goes_out_with_the_visitor_s_message(
     assert flat == [kind for batch in batches for kind in kinds(batch)]
 
 
-async def test_the_offline_engine_s_turn_is_one_transaction_on_sqlite_a_model_s_two(
+async def test_the_offline_engine_s_turn_is_one_transaction_a_model_s_two(
     db: Database, settings: Settings, visitor: httpx.AsyncClient, agent: PublishedAgent
 ) -> None:
-    """On SQLite the offline engine answers in the turn's first transaction (on PostgreSQL
-    in a second, as a model does); a model (the network, seconds) is called after the
-    visitor's message has been committed, and its answer is stored in a second one."""
+    """The offline engine answers in the turn's first transaction; a model (the network,
+    seconds) is called after the visitor's message has been committed, and its answer is
+    stored in a second one."""
     commits: list[object] = []
     listen = event.listens_for(db.engine.sync_engine, "commit")
 
@@ -111,7 +111,7 @@ async def test_the_offline_engine_s_turn_is_one_transaction_on_sqlite_a_model_s_
         commits.clear()  # (``begun`` started the conversation first)
         turn = await offline.begin(turn.scope, turn.conversation.id, "Und was kostet das?")
         answered = [batch async for batch in offline.answer_in_batches(turn)]
-        assert len(commits) == (1 if db.dialect == "sqlite" else 2) and answered[-1].last
+        assert len(commits) == 1 and answered[-1].last
 
         model = StreamingModel()
         streaming = TurnRunner(db, settings, provider_factory=lambda settings, llm: model)

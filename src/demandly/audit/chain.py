@@ -3,11 +3,12 @@
 Each agency has a chain (``chain`` = agency id; events outside any agency go to the
 ``platform`` chain). An event's hash covers its fields and the previous event's hash, so editing,
 removing or reordering an event breaks every link after it. Writers of one chain are serialised
-by the chain's ``audit_heads`` row: locked with ``SELECT … FOR UPDATE`` on PostgreSQL (or by the
-``UPDATE`` that moves it, when the process knew the head already); on SQLite every write
-transaction already holds the database's write lock (``BEGIN IMMEDIATE``). The session appends
-its events as its transaction commits (``audit.service``), so the lock is held for the append and
-the commit only.
+by the chain's ``audit_heads`` row, and take it as late as they can: a session writes its events
+as its transaction commits (``audit.service``). On PostgreSQL it queues them (``queue_events``)
+and a deferred trigger links them inside ``COMMIT`` (migration 0011), from the pieces of their
+canonical form around the two fields only the head knows (``Canonical``), so the head's row
+lock is held for no round trip. On SQLite, where every write transaction holds the database's
+write lock anyway (``BEGIN IMMEDIATE``), ``append_events`` links them just before the commit.
 
 This module works on a plain (sync) ``Connection`` so that it runs inside a flush, where the
 ORM may not be re-entered.
@@ -26,7 +27,7 @@ from sqlalchemy import String, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from demandly.audit.models import PLATFORM_CHAIN, AuditEvent, AuditHead
+from demandly.audit.models import PLATFORM_CHAIN, AuditEvent, AuditHead, AuditQueued
 from demandly.kit.context import Actor
 from demandly.kit.ids import new_id
 from demandly.kit.time import utcnow
@@ -69,6 +70,7 @@ _LOCK_HEAD = (
     .with_for_update()
 )
 _INSERT_EVENTS = insert(_events)
+_QUEUE_EVENTS = insert(AuditQueued.__table__)
 _MOVE_HEAD = (
     update(_heads)
     .where(
@@ -102,10 +104,8 @@ def canonical_time(value: datetime) -> str:
 
 def canonical_json(fields: Mapping[str, Any]) -> bytes:
     """Sorted keys, no whitespace, UTC ISO timestamps with microseconds."""
-    document = {name: fields[name] for name in HASHED_FIELDS}
-    document["created_at"] = canonical_time(document["created_at"])
-    document["changed_fields"] = list(document["changed_fields"] or [])
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    document = {name: _canonical_value(name, fields[name]) for name in HASHED_FIELDS}
+    return _dumps(document).encode()
 
 
 def event_hash(fields: Mapping[str, Any]) -> str:
@@ -168,10 +168,16 @@ def _append_after(
 
 
 def _row(item: PendingEvent, actor: Actor, chain: str, seq: int, prev_hash: str) -> dict[str, Any]:
+    row = {**_unlinked(item, actor, chain), "seq": seq, "prev_hash": prev_hash}
+    row["hash"] = event_hash(row)
+    return row
+
+
+def _unlinked(item: PendingEvent, actor: Actor, chain: str) -> dict[str, Any]:
+    """The event's fields but its place in the chain (``seq``, ``prev_hash``, ``hash``)."""
     row: dict[str, Any] = {
         "id": new_id(AuditEvent.__id_prefix__),
         "chain": chain,
-        "seq": seq,
         "agency_id": item.agency_id,
         "client_id": item.client_id,
         "actor_kind": actor.kind,
@@ -185,13 +191,72 @@ def _row(item: PendingEvent, actor: Actor, chain: str, seq: int, prev_hash: str)
         "user_agent": actor.user_agent,
         "request_id": actor.request_id,
         "created_at": utcnow(),
-        "prev_hash": prev_hash,
     }
     for name, limit in _MAX_LENGTHS.items():
         if isinstance(row.get(name), str):
             row[name] = row[name][:limit]
-    row["hash"] = event_hash(row)
     return row
+
+
+# --- PostgreSQL: linked inside the commit ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """An event's canonical form with two holes, for the previous hash and the sequence number:
+    ``head + prev_hash + middle + str(seq) + tail`` is ``canonical_json`` of the linked event."""
+
+    head: str
+    middle: str
+    tail: str
+
+    @classmethod
+    def of(cls, fields: Mapping[str, Any]) -> Canonical:
+        # Written with both fields empty, then cut there. Only a key can hold these markers:
+        # every quote inside a value is escaped.
+        document = {name: _canonical_value(name, fields.get(name)) for name in HASHED_FIELDS}
+        text = _dumps({**document, "prev_hash": "", "seq": 0})
+        cut = text.index(_PREV_MARK) + len(_PREV_MARK) - 1
+        rest = text[cut:]
+        at = rest.index(_SEQ_MARK) + len(_SEQ_MARK) - 1
+        return cls(head=text[:cut], middle=rest[:at], tail=rest[at + 1 :])
+
+    def filled(self, prev_hash: str, seq: int) -> str:
+        return f"{self.head}{prev_hash}{self.middle}{seq}{self.tail}"
+
+
+_PREV_MARK = '"prev_hash":""'
+_SEQ_MARK = '"seq":0'
+
+
+def _canonical_value(name: str, value: Any) -> Any:
+    if name == "created_at":
+        return canonical_time(value)
+    if name == "changed_fields":
+        return list(value or [])
+    return value
+
+
+def _dumps(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def queue_events(connection: Connection, actor: Actor, pending: Sequence[PendingEvent]) -> None:
+    """Queue ``pending`` for their chains (PostgreSQL): a deferred trigger links them as the
+    transaction commits, in this order (chains in a fixed order, against deadlocks)."""
+    rows = []
+    for item in sorted(pending, key=lambda queued: queued.chain):
+        row = _unlinked(item, actor, item.chain)
+        canonical = Canonical.of(row)
+        rows.append(
+            {
+                **row,
+                "canonical_head": canonical.head,
+                "canonical_middle": canonical.middle,
+                "canonical_tail": canonical.tail,
+            }
+        )
+    connection.execute(_QUEUE_EVENTS, rows)
 
 
 def _lock_head(connection: Connection, chain: str) -> tuple[int, str]:

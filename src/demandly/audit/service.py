@@ -29,7 +29,13 @@ from sqlalchemy import event, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction, attributes
 
-from demandly.audit.chain import GENESIS_HASH, PendingEvent, append_events, event_hash
+from demandly.audit.chain import (
+    GENESIS_HASH,
+    PendingEvent,
+    append_events,
+    event_hash,
+    queue_events,
+)
 from demandly.audit.models import AuditEvent, AuditHead
 from demandly.audit.repository import AuditRepository
 from demandly.kit.context import Actor, Scope
@@ -128,11 +134,11 @@ def _record_flushed_changes(session: Session, flush_context: Any) -> None:
 
 # --- appending at commit -------------------------------------------------------------------
 #
-# Events wait on the session and reach their chains just before the transaction commits.
-# Appending locks the chain's head (one row per agency) until the commit: taken at the first
-# event, it serialised every unit of work of the agency for the rest of its transaction, so
-# on PostgreSQL fifty conversations queued behind one another's round trips. Taken at the end,
-# it is held for the append and the commit alone.
+# Events wait on the session and reach their chains as the transaction commits. Appending
+# locks the chain's head (one row per agency) until the commit: taken at the first event, it
+# serialised every unit of work of the agency for the rest of its transaction, so on
+# PostgreSQL fifty conversations queued behind one another's round trips. There the events are
+# queued, and a trigger links them inside the commit: the lock is held for no round trip.
 
 _PENDING = "audit_pending"
 
@@ -157,8 +163,13 @@ def _append_waiting_events(session: Session) -> None:
         return  # a savepoint's release: its events wait for the transaction's commit
     session.flush()
     waiting: list[_Waiting] = session.info.pop(_PENDING, [])
+    if not waiting:
+        return
+    connection = session.connection()
+    # PostgreSQL links the queued events inside the commit itself (migration 0011).
+    write = queue_events if connection.dialect.name == "postgresql" else append_events
     for item in waiting:
-        append_events(session.connection(), item.actor, item.events)
+        write(connection, item.actor, item.events)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -267,18 +267,15 @@ class TurnRunner:
     ) -> Turn:
         """The end of the first transaction: what the model needs read, all of it stored
         (``unstored``, the visitor's message, too).
-        On SQLite, a provider that answers at once (the offline engine: in this process,
-        nothing to wait for) answers in this transaction too: one transaction, so one turn
-        of the database's single write lock, instead of two, and the visitor's message is
-        written with the answer; the events are sent once it has committed. On PostgreSQL
-        the turn keeps two: with one, the slowest first answers at 50 concurrent
-        conversations took 3 s instead of 0.4 s (``bench/chat.py``; most likely the turn's
-        row locks, held across all its round trips)."""
+        A provider that answers at once (the offline engine: in this process, nothing to
+        wait for) answers in this transaction too: one transaction instead of two (on SQLite
+        one turn of the database's single write lock; on PostgreSQL a third less of the
+        server's CPU per turn), and the visitor's message is written with the answer; the
+        events are sent once it has committed. A streaming provider's turn keeps two, so
+        that no transaction stays open while the model answers."""
         if turn.conversation.status != ConversationStatus.HANDOFF:  # else a person answers
             turn.prepared = await self._prepare(session, turn.conversation, unstored)
-            if self.db.dialect == "sqlite" and getattr(
-                turn.prepared.provider, "answers_at_once", False
-            ):
+            if getattr(turn.prepared.provider, "answers_at_once", False):
                 turn.prepared = replace(turn.prepared, unstored=tuple(unstored))
                 turn.answered = [batch async for batch in self._rounds(turn, session)]
                 unstored = ()  # stored with the answer

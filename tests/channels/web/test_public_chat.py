@@ -105,7 +105,7 @@ async def test_a_retried_message_is_stored_once(
 
 
 async def test_replies_stream_as_server_sent_events(
-    visitor: httpx.AsyncClient, agent: PublishedAgent, db: Database
+    visitor: httpx.AsyncClient, agent: PublishedAgent
 ) -> None:
     started = await start(visitor, agent.public_key)
     async with visitor.stream(
@@ -116,11 +116,11 @@ async def test_replies_stream_as_server_sent_events(
     ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        # On SQLite the offline engine answers within the turn's first transaction: the
-        # events are all known before the response starts, and go as one body of known
-        # length; otherwise they stream as they come.
+        # The offline engine answers within the turn's first transaction: the events are
+        # all known before the response starts, and go as one body of known length (a
+        # model's stream as it comes).
         length = response.headers.get("content-length")
-        assert (length is not None) == (db.dialect == "sqlite")
+        assert length is not None
         events = []
         async for line in response.aiter_lines():
             if line.startswith("event: "):
@@ -133,8 +133,7 @@ async def test_replies_stream_as_server_sent_events(
     assert deltas
     final = [data["message"] for kind, data in events if kind == "message"][-1]
     assert final["role"] == "assistant" and final["content"] == "".join(deltas)
-    if length is not None:
-        assert int(length) == response.num_bytes_downloaded
+    assert int(length) == response.num_bytes_downloaded
 
 
 async def test_bad_input_gets_clear_errors(
