@@ -217,7 +217,7 @@ class TurnRunner:
         in the same transaction), store the visitor's message and read what the model needs.
         Raises before anything is stored when the conversation may not take the message; a
         visitor's token that does not fit raises ``NotFound``."""
-        first = who if isinstance(who, Scope) else Scope.for_system()
+        first = who if isinstance(who, Scope) else _visitor_first_scope(conversation_id)
         async with self.db.session(first, actor) as session:
             counted = await self._count_message(
                 session, who, conversation_id, actor, client_message_id
@@ -304,6 +304,7 @@ class TurnRunner:
             scope = Scope.for_client(conversation.agency_id, conversation.client_id)
             await set_scope(session, scope, actor)
             who.admit(conversation)
+            _workspaces.put(conversation_id, scope)
         conversations.ensure_open(conversation)
         if client_message_id and await conversations.repeat_of(
             session, conversation, client_message_id
@@ -662,6 +663,15 @@ class _Setup:
 # under a version, and turns see such a change within SETUP_CACHE_SECONDS.
 SETUP_CACHE_SECONDS = 30
 _setups = TTLCache[str, _Setup](ttl_seconds=SETUP_CACHE_SECONDS, max_items=2000)
+
+# The workspace a conversation belongs to never changes. A visitor's next turn begins in it (the
+# token is still checked, inside it), so that PostgreSQL's row-level security is set once, as
+# the transaction begins, instead of again after the token check: one round trip a turn.
+_workspaces = TTLCache[str, Scope](ttl_seconds=3600, max_items=20_000)
+
+
+def _visitor_first_scope(conversation_id: str) -> Scope:
+    return _workspaces.get(conversation_id) or Scope.for_system()
 
 
 @dataclass

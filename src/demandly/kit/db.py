@@ -297,12 +297,18 @@ def session_actor(session: Session) -> Actor:
 
 async def set_scope(session: AsyncSession, scope: Scope, actor: Actor | None = None) -> None:
     """Give the unit of work its tenant scope (and the actor the audit trail records)."""
+    unchanged = session.info.get("scope") == scope
     session.info["scope"] = scope
     if actor is not None:
         session.info["actor"] = actor
     # Only PostgreSQL has settings to keep in step (asked of the bind: getting the connection
-    # costs a trip through the async bridge, on every visitor's turn).
-    if session.in_transaction() and session.get_bind().dialect.name == "postgresql":
+    # costs a trip through the async bridge, on every visitor's turn), and only when the scope
+    # changed: the transaction's begin, or the last change, set them.
+    if (
+        not unchanged
+        and session.in_transaction()
+        and session.get_bind().dialect.name == "postgresql"
+    ):
         connection = await session.connection()
         await connection.execute(_RLS_SQL, _rls_params(scope))
 

@@ -273,17 +273,22 @@ async def test_a_token_of_another_conversation_changes_neither(
     visitor: httpx.AsyncClient, agent: PublishedAgent, db: Database
 ) -> None:
     """The token is checked in the statement that counts the visitor's message: a token that
-    does not fit the conversation is refused and touches no conversation."""
+    does not fit the conversation is refused and touches no conversation, also once both
+    have had turns (and the server knows their workspaces)."""
     mine = await start(visitor, agent.public_key)
     other = await start(visitor, agent.public_key)
-    before = [await _stored(db, c["conversation_id"]) for c in (mine, other)]
-    response = await visitor.post(
-        f"{API}/public/conversations/{other['conversation_id']}/messages",
-        json={"text": "Hallo"},
-        headers=bearer(mine),
-    )
-    assert response.status_code == 401
-    assert [await _stored(db, c["conversation_id"]) for c in (mine, other)] == before
+    for turn in range(2):
+        before = [await _stored(db, c["conversation_id"]) for c in (mine, other)]
+        response = await visitor.post(
+            f"{API}/public/conversations/{other['conversation_id']}/messages",
+            json={"text": "Hallo"},
+            headers=bearer(mine),
+        )
+        assert response.status_code == 401
+        assert [await _stored(db, c["conversation_id"]) for c in (mine, other)] == before
+        for own in (mine, other):
+            answered = await say(visitor, own, f"Hallo, Runde {turn}")
+            assert answered["messages"][-1]["role"] == "assistant"
 
 
 async def test_an_ended_conversation_takes_no_message(
