@@ -13,7 +13,12 @@ from alembic import op
 import demandly.kit.crypto
 import demandly.kit.db
 from demandly.config import get_settings
-from demandly.kit.migration import enable_tenant_rls, ensure_app_role, grant_app_role
+from demandly.kit.migration import (
+    allow_platform_rows_insert,
+    enable_tenant_rls,
+    ensure_app_role,
+    grant_app_role,
+)
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -437,20 +442,8 @@ def upgrade() -> None:
     enable_tenant_rls("agencies", column="id")
     for table in TENANT_TABLES:
         enable_tenant_rls(table)
-    allow_platform_audit_events_insert()
+    allow_platform_rows_insert("audit_events")
     make_append_only_on_sqlite("audit_events")
-
-
-def allow_platform_audit_events_insert() -> None:
-    """An audit event without an agency (a login, a change to a user) belongs to the platform
-    chain: any unit of work may write one, only the system scope reads them."""
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute("DROP POLICY IF EXISTS platform_rows_insert ON audit_events")
-    op.execute(
-        "CREATE POLICY platform_rows_insert ON audit_events FOR INSERT "
-        "WITH CHECK (agency_id IS NULL)"
-    )
 
 
 def make_append_only_on_sqlite(table: str) -> None:

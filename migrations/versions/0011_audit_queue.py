@@ -18,7 +18,7 @@ from alembic import op
 
 from demandly.config import get_settings
 from demandly.kit.db import UTCDateTime
-from demandly.kit.migration import enable_tenant_rls, is_postgres
+from demandly.kit.migration import allow_platform_rows_insert, enable_tenant_rls, is_postgres
 
 revision: str = "0011"
 down_revision: str | None = "0010"
@@ -93,10 +93,7 @@ def upgrade() -> None:
     op.execute(f'REVOKE ALL ON audit_queue FROM "{role}"')
     op.execute(f'GRANT INSERT ON audit_queue TO "{role}"')
     enable_tenant_rls("audit_queue")
-    op.execute(
-        "CREATE POLICY platform_rows_insert ON audit_queue FOR INSERT "
-        "WITH CHECK (agency_id IS NULL)"
-    )
+    allow_platform_rows_insert("audit_queue")
     op.execute(CHAIN_QUEUED)
     op.execute(f'REVOKE ALL ON FUNCTION audit_chain_queued() FROM PUBLIC, "{role}"')
     op.execute(

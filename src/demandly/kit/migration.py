@@ -28,6 +28,17 @@ def enable_tenant_rls(table: str, column: str = "agency_id") -> None:
     )
 
 
+def allow_platform_rows_insert(table: str) -> None:
+    """Rows of ``table`` without an agency (a login's audit event, a change to a user) belong to
+    the platform: any unit of work may insert one, only the system scope reads them."""
+    if not is_postgres():
+        return
+    op.execute(f"DROP POLICY IF EXISTS platform_rows_insert ON {table}")
+    op.execute(
+        f"CREATE POLICY platform_rows_insert ON {table} FOR INSERT WITH CHECK (agency_id IS NULL)"
+    )
+
+
 def ensure_app_role(role: str) -> None:
     """The run-time role: no BYPASSRLS, data rights only; the migrating owner may assume it."""
     if not is_postgres():
