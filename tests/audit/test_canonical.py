@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 from demandly.audit.chain import Canonical, canonical_json
-from demandly.audit.models import AuditQueued
+from demandly.audit.models import AuditEvent, AuditQueued
 from demandly.audit.service import record, verify_chains
 from demandly.config import Settings
 from demandly.kit.context import Actor, Scope
 from demandly.kit.db import Database
 from demandly.tenancy.models import Client
-from tests.audit.helpers import events_of, fields_of
+from tests.audit.helpers import ALICE, events_of, fields_of
 from tests.factories import make_agency
 
 AWKWARD = 'Mözilla/5.0 "quoted" \\ back\\slash\n\ttab \u0001 ☃ 𝄞 \u2028 </script>'
@@ -48,7 +49,9 @@ def test_the_pieces_around_the_link_make_the_canonical_form() -> None:
     for overrides in ({}, {"user_agent": None, "request_id": None}, {"changed_fields": []}):
         fields = _fields(**overrides)
         canonical = Canonical.of(fields)
-        filled = canonical.filled(str(fields["prev_hash"]), int(str(fields["seq"])))
+        # What the trigger (migration 0011) puts together around the link it knows.
+        filled = canonical.head + str(fields["prev_hash"]) + canonical.middle
+        filled += str(fields["seq"]) + canonical.tail
         assert filled.encode() == canonical_json(fields)
 
 
@@ -85,3 +88,24 @@ async def test_no_event_stays_queued_after_the_commit(db: Database, settings: Se
         await owner.dispose()
     assert queued == 0
     assert len(await events_of(db, chain=tenant.agency.id)) == 4
+
+
+async def test_postgresql_links_events_inside_the_commit_sqlite_just_before(db: Database) -> None:
+    tenant = await make_agency(db, clients=0)
+    agency_id = tenant.agency.id
+    seen: list[int] = []
+
+    def count_linked(session: Session) -> None:  # after the audit hook wrote what it writes
+        linked = select(func.count()).select_from(AuditEvent).where(AuditEvent.chain == agency_id)
+        seen.append(session.execute(linked).scalar_one())
+
+    async with db.session(Scope.for_agency(agency_id), ALICE) as session:
+        session.add(Client(agency_id=agency_id, name="Linked when?"))
+        await session.flush()
+        event.listen(session.sync_session, "before_commit", count_linked)
+        await session.commit()
+
+    # agency.created is linked already; the client's event is linked by the trigger in COMMIT
+    # on PostgreSQL, by the application just before it on SQLite.
+    assert seen == [1 if db.dialect == "postgresql" else 2]
+    assert len(await events_of(db, chain=agency_id)) == 2

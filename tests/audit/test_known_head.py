@@ -49,7 +49,7 @@ async def test_after_a_rolled_back_append_the_next_one_continues_the_stored_chai
     lost = PendingEvent(action="client.created", entity_type="client", agency_id=agency_id)
     async with db.session(Scope.for_agency(agency_id), ALICE) as session:
         connection = await session.connection()
-        await connection.run_sync(audit_chain.append_events, ALICE, [lost])
+        await connection.run_sync(audit_chain.append_events, [(ALICE, lost)])
         await session.rollback()
     assert audit_chain._last_heads[agency_id][0] == 2  # the guess is the lost append's head
     await _add_client(db, agency_id, "kept")

@@ -112,18 +112,23 @@ def event_hash(fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(fields)).hexdigest()
 
 
-def append_events(connection: Connection, actor: Actor, pending: Sequence[PendingEvent]) -> None:
+# An event and who caused it: one transaction's events may have several actors (a session's
+# actor can change, as when a login names its user).
+Authored = tuple[Actor, PendingEvent]
+
+
+def append_events(connection: Connection, pending: Sequence[Authored]) -> None:
     """Append ``pending`` to their chains in order, inside the connection's transaction."""
-    by_chain: dict[str, list[PendingEvent]] = {}
-    for item in pending:
-        by_chain.setdefault(item.chain, []).append(item)
+    by_chain: dict[str, list[Authored]] = {}
+    for authored in pending:
+        by_chain.setdefault(authored[1].chain, []).append(authored)
     # A fixed lock order keeps two transactions that touch the same chains from deadlocking.
     for chain in sorted(by_chain):
         items = by_chain[chain]
         guess = _last_heads.get(chain)
-        if guess is None or not _append_after(connection, actor, chain, items, guess):
+        if guess is None or not _append_after(connection, chain, items, guess):
             head = _lock_head(connection, chain)
-            if not _append_after(connection, actor, chain, items, head):
+            if not _append_after(connection, chain, items, head):
                 raise RuntimeError(f"the head of audit chain {chain!r} moved while locked")
 
 
@@ -135,16 +140,12 @@ _last_heads: dict[str, tuple[int, str]] = {}
 
 
 def _append_after(
-    connection: Connection,
-    actor: Actor,
-    chain: str,
-    items: Sequence[PendingEvent],
-    head: tuple[int, str],
+    connection: Connection, chain: str, items: Sequence[Authored], head: tuple[int, str]
 ) -> bool:
     """Append ``items`` after ``head`` if that still is the chain's head; tells whether."""
     seq, last_hash = head
     rows = []
-    for item in items:
+    for actor, item in items:
         seq += 1
         row = _row(item, actor, chain, seq, last_hash)
         last_hash = row["hash"]
@@ -221,9 +222,6 @@ class Canonical:
         at = rest.index(_SEQ_MARK) + len(_SEQ_MARK) - 1
         return cls(head=text[:cut], middle=rest[:at], tail=rest[at + 1 :])
 
-    def filled(self, prev_hash: str, seq: int) -> str:
-        return f"{self.head}{prev_hash}{self.middle}{seq}{self.tail}"
-
 
 _PREV_MARK = '"prev_hash":""'
 _SEQ_MARK = '"seq":0'
@@ -241,11 +239,12 @@ def _dumps(document: Mapping[str, Any]) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def queue_events(connection: Connection, actor: Actor, pending: Sequence[PendingEvent]) -> None:
-    """Queue ``pending`` for their chains (PostgreSQL): a deferred trigger links them as the
-    transaction commits, in this order (chains in a fixed order, against deadlocks)."""
+def queue_events(connection: Connection, pending: Sequence[Authored]) -> None:
+    """Queue ``pending`` for their chains (PostgreSQL), in one statement: a deferred trigger
+    links them as the transaction commits, in this order (chains in a fixed order, against
+    deadlocks; each chain's events in the order given)."""
     rows = []
-    for item in sorted(pending, key=lambda queued: queued.chain):
+    for actor, item in sorted(pending, key=lambda authored: authored[1].chain):
         row = _unlinked(item, actor, item.chain)
         canonical = Canonical.of(row)
         rows.append(

@@ -168,18 +168,14 @@ def _append_waiting_events(session: Session) -> None:
     connection = session.connection()
     # PostgreSQL links the queued events inside the commit itself (migration 0011).
     write = queue_events if connection.dialect.name == "postgresql" else append_events
-    for item in waiting:
-        write(connection, item.actor, item.events)
+    write(connection, [(item.actor, event) for item in waiting for event in item.events])
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_rolled_back_events(session: Session, previous: SessionTransaction) -> None:
+    # (The transaction's own rollback ends it: ``_forget_events_of_ended_transaction``.)
     waiting: list[_Waiting] | None = session.info.get(_PENDING)
-    if not waiting:
-        return
-    if previous.parent is None:
-        session.info.pop(_PENDING, None)
-    elif previous.nested:
+    if waiting and previous.nested:
         waiting[:] = [item for item in waiting if not _inside(item.savepoint, previous)]
 
 

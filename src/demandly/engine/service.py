@@ -217,8 +217,9 @@ class TurnRunner:
         in the same transaction), store the visitor's message and read what the model needs.
         Raises before anything is stored when the conversation may not take the message; a
         visitor's token that does not fit raises ``NotFound``."""
-        first = who if isinstance(who, Scope) else _visitor_first_scope(conversation_id)
-        async with self.db.session(first, actor) as session:
+        # A visitor's turn begins in its workspace once this process has seen it.
+        first = who if isinstance(who, Scope) else _workspaces.get(conversation_id)
+        async with self.db.session(first or Scope.for_system(), actor) as session:
             counted = await self._count_message(
                 session, who, conversation_id, actor, client_message_id
             )
@@ -668,10 +669,6 @@ _setups = TTLCache[str, _Setup](ttl_seconds=SETUP_CACHE_SECONDS, max_items=2000)
 # token is still checked, inside it), so that PostgreSQL's row-level security is set once, as
 # the transaction begins, instead of again after the token check: one round trip a turn.
 _workspaces = TTLCache[str, Scope](ttl_seconds=3600, max_items=20_000)
-
-
-def _visitor_first_scope(conversation_id: str) -> Scope:
-    return _workspaces.get(conversation_id) or Scope.for_system()
 
 
 @dataclass
