@@ -270,10 +270,10 @@ class TurnRunner:
         (``unstored``, the visitor's message, too).
         A provider that answers at once (the offline engine: in this process, nothing to
         wait for) answers in this transaction too: one transaction instead of two (on SQLite
-        one turn of the database's single write lock; on PostgreSQL a third less of the
-        server's CPU per turn), and the visitor's message is written with the answer; the
-        events are sent once it has committed. A streaming provider's turn keeps two, so
-        that no transaction stays open while the model answers."""
+        one turn of the database's single write lock; on PostgreSQL a quarter to a third
+        less of the server's CPU per turn), and the visitor's message is written with the
+        answer; the events are sent once it has committed. A streaming provider's turn keeps
+        two, so that no transaction stays open while the model answers."""
         if turn.conversation.status != ConversationStatus.HANDOFF:  # else a person answers
             turn.prepared = await self._prepare(session, turn.conversation, unstored)
             if getattr(turn.prepared.provider, "answers_at_once", False):
