@@ -53,6 +53,20 @@ def drop_database(url: str) -> None:
         admin.dispose()
 
 
+def vacuum_analyze(url: str, *tables: str) -> None:
+    """What autovacuum does on a production PostgreSQL, and the test server (autovacuum off)
+    never does: VACUUM ANALYZE of ``tables`` (all, when none are named). Without statistics
+    the planner guesses: it read a conversation's messages through a bitmap of the agency's
+    and the client's indexes (every message of the client) instead of the conversation's
+    own index, 2 ms instead of 0.04. Nothing on SQLite."""
+    if not url.startswith("postgresql"):
+        return
+    engine = create_engine(url.replace("+asyncpg", "+psycopg2"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"VACUUM ANALYZE {', '.join(tables)}"))
+    engine.dispose()
+
+
 def env_for(url: str, data_dir: Path) -> dict[str, str]:
     return {
         "DEMANDLY_DATABASE_URL": url,

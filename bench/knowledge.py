@@ -10,8 +10,8 @@ and PostgreSQL, in-process (the service functions the API and the engine call).
   the first pass (the cold one: the per-process term statistics are still empty) is also
   shown on its own. After each ingest step
   the index is maintained as the platform does on its own: on PostgreSQL the chunks are
-  vacuumed and analysed, as autovacuum would (``_maintain``); on SQLite the full-text index
-  is merged, as the periodic job ``knowledge.compact_index`` would (``_compact``).
+  vacuumed and analysed, as autovacuum would (``common.vacuum_analyze``); on SQLite the
+  full-text index is merged, as the periodic job ``knowledge.compact_index`` would (``_compact``).
 - Quality: recall@1 and recall@5 of the evaluation set (German and English questions,
   paraphrased, over generated passages; see ``corpus``), with and without the compound
   splitting of the normalisation; and, on the same set, the databases ranking alone, top 5
@@ -363,22 +363,6 @@ async def _compact(db) -> None:  # type: ignore[no-untyped-def]
         await session.commit()
 
 
-def _maintain(url: str) -> None:
-    """What autovacuum does on a production PostgreSQL after a bulk ingest, and the test
-    server (autovacuum off) never does: VACUUM ANALYZE of the chunks. It flushes the GIN
-    index's pending list (fastupdate), which every search otherwise reads through (several ms
-    per query after 100k inserts), and gives the planner statistics (without them it takes
-    the knowledge-base index and tests every chunk of the base against the query)."""
-    if not url.startswith("postgresql"):
-        return
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url.replace("+asyncpg", "+psycopg2"), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("VACUUM ANALYZE knowledge_chunks"))
-    engine.dispose()
-
-
 # --- database-native quality ---------------------------------------------------------------
 
 # Ranking by the database alone, on the evaluation set, for comparison with the product's own
@@ -541,7 +525,7 @@ async def bench_backend(backend: str, sizes: list[int]) -> tuple[list[dict], dic
             seconds = await _ingest(db, scope, kb_id, passages[done:size])
             ingested = size - done
             done = size
-            _maintain(url)
+            common.vacuum_analyze(url, "knowledge_chunks")
             await _compact(db)
             passes = [
                 await _latencies(db, scope, kb_id, timing_questions) for _ in range(LATENCY_PASSES)
@@ -563,7 +547,7 @@ async def bench_backend(backend: str, sizes: list[int]) -> tuple[list[dict], dic
                 index._word_terms.cache_clear()
             _, eval_scope, eval_kb, _ = await _setup(url)
             await _ingest(db, eval_scope, eval_kb, eval_passages)
-            _maintain(url)
+            common.vacuum_analyze(url, "knowledge_chunks")
             await _compact(db)
             quality[variant] = await _recall(db, eval_scope, eval_kb, questions)
         index.COMPOUND_MIN = 10
