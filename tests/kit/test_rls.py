@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from demandly.kit.context import Scope
 from demandly.kit.db import Database
@@ -113,3 +114,61 @@ async def test_every_tenant_table_has_row_level_security(db: Database) -> None:
         )
         protected = {r.relname for r in rows}
     assert tenant_tables and set(tenant_tables) <= protected, set(tenant_tables) - protected
+
+
+async def _settings(session: AsyncSession) -> tuple[str, str, str]:
+    row = (
+        await session.execute(
+            text(
+                "SELECT current_setting('app.agency_id', true) AS agency_ids,"
+                " current_setting('app.system', true) AS system,"
+                " current_setting('plan_cache_mode') AS plans"
+            )
+        )
+    ).one()
+    return row.agency_ids, row.system, row.plans
+
+
+async def test_a_unit_of_work_carries_its_settings_from_its_begin_to_its_end(
+    db: Database, world: World
+) -> None:
+    """The settings travel with the transaction's BEGIN (one round trip): every transaction of
+    a session has them, a commit ends them, and a failed statement's rollback too."""
+    agency = world.a.agency.id
+    async with db.session(Scope.for_agency(agency)) as session:
+        assert await _settings(session) == (agency, "off", "force_custom_plan")
+        await session.commit()
+        assert await _settings(session) == (agency, "off", "force_custom_plan")
+        with pytest.raises(DBAPIError):
+            await session.execute(text("SELECT 1 / 0"))
+        await session.rollback()
+        rows = await session.execute(
+            select(Client.agency_id).distinct(), execution_options={"skip_tenant_scope": True}
+        )
+        assert list(rows.scalars()) == [agency]
+    async with db.engine.connect() as conn:  # the pooled connection, without the session
+        assert (await conn.execute(text("SELECT count(*) FROM clients"))).scalar_one() == 0
+
+
+async def test_a_visitors_turn_may_reuse_plans_and_nothing_else_does(db: Database) -> None:
+    system = Scope.for_system()
+    async with db.session(system, reuse_plans=True) as session:
+        assert await _settings(session) == ("", "on", "auto")
+    async with db.session(system) as session:
+        assert await _settings(session) == ("", "on", "force_custom_plan")
+
+
+async def test_settings_that_cannot_travel_with_begin_are_set_on_their_own(
+    db: Database, world: World
+) -> None:
+    """A value the BEGIN message cannot carry as a literal (a quote) still reaches the
+    transaction, as a parameter of a statement of its own."""
+    odd = "agc_'; SELECT 1; --"
+    scope = Scope(grants={odd: None, world.a.agency.id: None})
+    async with db.session(scope) as session:
+        agency_ids, _, _ = await _settings(session)
+        owners = await session.execute(
+            select(Client.agency_id).distinct(), execution_options={"skip_tenant_scope": True}
+        )
+        assert list(owners.scalars()) == [world.a.agency.id]
+    assert agency_ids == ",".join(sorted([odd, world.a.agency.id]))

@@ -219,7 +219,7 @@ class TurnRunner:
         visitor's token that does not fit raises ``NotFound``."""
         # A visitor's turn begins in its workspace once this process has seen it.
         first = who if isinstance(who, Scope) else _workspaces.get(conversation_id)
-        async with self.db.session(first or Scope.for_system(), actor) as session:
+        async with self.db.session(first or Scope.for_system(), actor, reuse_plans=True) as session:
             counted = await self._count_message(
                 session, who, conversation_id, actor, client_message_id
             )
@@ -565,7 +565,7 @@ class TurnRunner:
         if session is not None:
             yield session
             return
-        async with self.db.session(scope, actor) as own:
+        async with self.db.session(scope, actor, reuse_plans=True) as own:
             yield own
             await own.commit()
 

@@ -54,6 +54,7 @@ from sqlalchemy.sql.util import find_tables
 from demandly.kit.context import SYSTEM_ACTOR, Actor, Scope
 from demandly.kit.errors import NotFound, UnscopedQuery
 from demandly.kit.ids import new_id
+from demandly.kit.postgres import begin_with_settings
 from demandly.kit.sqlite import SQLITE_CONNECT_ARGS, configure_sqlite
 from demandly.kit.time import ensure_utc, utcnow
 
@@ -310,29 +311,43 @@ async def set_scope(session: AsyncSession, scope: Scope, actor: Actor | None = N
         and session.get_bind().dialect.name == "postgresql"
     ):
         connection = await session.connection()
-        await connection.execute(_RLS_SQL, _rls_params(scope))
+        await connection.execute(_SETTINGS_SQL, _settings_params(session.sync_session))
 
 
-_RLS_SQL = text(
-    "SELECT set_config('app.agency_id', :agency_ids, true), set_config('app.system', :system, true)"
+# The transaction's settings: the tenant (row-level security) and how PostgreSQL plans the
+# session's prepared statements (``Database.session``'s ``reuse_plans``).
+_SETTINGS_NAMES = {
+    "agency_ids": "app.agency_id",
+    "system": "app.system",
+    "plans": "plan_cache_mode",
+}
+_SETTINGS_SQL = text(
+    "SELECT "
+    + ", ".join(f"set_config('{name}', :{key}, true)" for key, name in _SETTINGS_NAMES.items())
 )
 
 
-def _rls_params(scope: Scope | None) -> dict[str, str]:
+def _settings_params(session: Session) -> dict[str, str]:
+    scope = session_scope(session)
+    plans = "auto" if session.info.get("reuse_plans") else "force_custom_plan"
     if scope is None:
-        return {"agency_ids": "", "system": "off"}
+        return {"agency_ids": "", "system": "off", "plans": plans}
     return {
         "agency_ids": ",".join(sorted(scope.agency_ids)),
         "system": "on" if scope.system else "off",
+        "plans": plans,
     }
 
 
 @event.listens_for(Session, "after_begin")
-def _apply_row_level_security(session: Session, transaction: Any, connection: Any) -> None:
+def _apply_transaction_settings(session: Session, transaction: Any, connection: Any) -> None:
     # A savepoint begins inside a transaction that carries the settings already (set_scope
     # keeps them in step with the session's scope).
-    if connection.dialect.name == "postgresql" and not transaction.nested:
-        connection.execute(_RLS_SQL, _rls_params(session_scope(session)))
+    if connection.dialect.name != "postgresql" or transaction.nested:
+        return
+    settings = _settings_params(session)
+    if not begin_with_settings(connection, _SETTINGS_NAMES, settings):
+        connection.execute(_SETTINGS_SQL, settings)
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -476,7 +491,8 @@ def create_engine(url: str, *, app_role: str | None = None, echo: bool = False) 
         # asyncpg prepares every statement, and from its sixth run PostgreSQL may switch to a
         # generic plan. Under row-level security the tenant filter's generic estimate made the
         # dashboard's inbox lookups by primary key scan instead (60-180 ms instead of 1 ms);
-        # planning each run costs far less than that.
+        # planning each run costs far less than that. A session that only looks rows up by
+        # key may reuse plans (``Database.session``), set per transaction.
         connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
     )
     if app_role:
@@ -523,12 +539,21 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def session(self, scope: Scope | None = None, actor: Actor | None = None) -> AsyncSession:
+    def session(
+        self, scope: Scope | None = None, actor: Actor | None = None, *, reuse_plans: bool = False
+    ) -> AsyncSession:
+        """A unit of work. ``reuse_plans``: PostgreSQL may plan each of its statements once and
+        reuse the plan (a generic plan) instead of planning every run with its parameters (the
+        connections' default, see ``create_engine``): for the units of work of a visitor's
+        turn, which only look rows up by key and run thousands of times a minute (planning
+        was a sixth of the database's CPU per turn)."""
         session = self.sessionmaker()
         if scope is not None:
             session.info["scope"] = scope
         if actor is not None:
             session.info["actor"] = actor
+        if reuse_plans:
+            session.info["reuse_plans"] = True
         return session
 
     async def dispose(self) -> None:

@@ -155,7 +155,8 @@ async def start_conversation(
     starts_per_ip.check(f"ip:{client_ip(request)}")
     # One unit of work: the agent is found under the system scope, which then narrows to its
     # client for the writes.
-    async with get_database(request).session(Scope.for_system(), _visitor(request)) as session:
+    db = get_database(request)
+    async with db.session(Scope.for_system(), _visitor(request), reuse_plans=True) as session:
         found, client, _ = await _published(session, public_key)
         definition = agents.definition_of(found.version)
         check_origin(request, definition.widget.allowed_origins)
