@@ -671,6 +671,14 @@ _setups = TTLCache[str, _Setup](ttl_seconds=SETUP_CACHE_SECONDS, max_items=2000)
 _workspaces = TTLCache[str, Scope](ttl_seconds=3600, max_items=20_000)
 
 
+def remember_workspace(conversation: Conversation) -> None:
+    """A conversation this process started: its visitor's first turn begins in its workspace
+    too."""
+    _workspaces.put(
+        conversation.id, Scope.for_client(conversation.agency_id, conversation.client_id)
+    )
+
+
 @dataclass
 class Turn:
     """A turn after its first transaction (``TurnRunner.begin``): ``prepared`` is None when

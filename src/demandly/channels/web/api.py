@@ -31,6 +31,7 @@ from demandly.engine.service import (
     VisitorAccess,
     message_view,
     opening_greeting,
+    remember_workspace,
     visible,
 )
 from demandly.kit.context import Actor, Scope
@@ -174,6 +175,7 @@ async def start_conversation(
             consent=data.consent,
         )
         await session.commit()
+    remember_workspace(conversation)
     return s.ConversationStarted(
         conversation_id=conversation.id,
         token=token,
