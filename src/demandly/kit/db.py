@@ -545,8 +545,8 @@ class Database:
         """A unit of work. ``reuse_plans``: PostgreSQL may plan each of its statements once and
         reuse the plan (a generic plan) instead of planning every run with its parameters (the
         connections' default, see ``create_engine``): for the units of work of a visitor's
-        turn, which only look rows up by key and run thousands of times a minute (planning
-        was a sixth of the database's CPU per turn)."""
+        turn, which only look rows up by key and run thousands of times a minute (the chat
+        bench on PostgreSQL: 207 → 244 turns/s)."""
         session = self.sessionmaker()
         if scope is not None:
             session.info["scope"] = scope

@@ -5,8 +5,8 @@ SQLAlchemy's asyncpg adapter sends ``BEGIN`` on its own, when a transaction's fi
 runs, and every transaction then sets its row-level-security settings in a statement of its
 own: two round trips before the first real one. ``begin_with_settings`` sends both in one
 simple-protocol message instead and hands the adapter a transaction to commit or roll back,
-as its own ``BEGIN`` would have: one round trip fewer for every unit of work (a visitor's turn
-makes about seven).
+as its own ``BEGIN`` would have: one round trip fewer for every unit of work (of the six that
+an offline-engine turn makes when it captures nothing).
 """
 
 from __future__ import annotations
