@@ -3,8 +3,11 @@ connects as a role without BYPASSRLS; each transaction sets ``app.agency_id`` lo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -150,6 +153,29 @@ async def test_a_unit_of_work_carries_its_settings_from_its_begin_to_its_end(
         assert (await conn.execute(text("SELECT count(*) FROM clients"))).scalar_one() == 0
 
 
+@pytest.fixture
+def sent(db: Database) -> Iterator[list[str]]:
+    """The statements the application sends through SQLAlchemy's cursor during the test (a
+    ``BEGIN`` carrying the settings is not one of them: it goes to asyncpg as one message)."""
+    statements: list[str] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", keep)
+    yield statements
+    event.remove(db.engine.sync_engine, "before_cursor_execute", keep)
+
+
+async def test_the_settings_travel_with_begin_not_in_a_statement_of_their_own(
+    db: Database, world: World, sent: list[str]
+) -> None:
+    async with db.session(Scope.for_agency(world.a.agency.id)) as session:
+        await session.execute(text("SELECT 1"))
+        await session.commit()
+    assert sent == ["SELECT 1"]
+
+
 async def test_a_visitors_turn_may_reuse_plans_and_nothing_else_does(db: Database) -> None:
     system = Scope.for_system()
     async with db.session(system, reuse_plans=True) as session:
@@ -159,7 +185,7 @@ async def test_a_visitors_turn_may_reuse_plans_and_nothing_else_does(db: Databas
 
 
 async def test_settings_that_cannot_travel_with_begin_are_set_on_their_own(
-    db: Database, world: World
+    db: Database, world: World, sent: list[str]
 ) -> None:
     """A value the BEGIN message cannot carry as a literal (a quote) still reaches the
     transaction, as a parameter of a statement of its own."""
@@ -172,3 +198,4 @@ async def test_settings_that_cannot_travel_with_begin_are_set_on_their_own(
         )
         assert list(owners.scalars()) == [world.a.agency.id]
     assert agency_ids == ",".join(sorted([odd, world.a.agency.id]))
+    assert "set_config" in sent[0]

@@ -302,10 +302,9 @@ class TurnRunner:
             conversation = await conversations.count_visitor_message(
                 session, conversation_id, who.token
             )
-            scope = Scope.for_client(conversation.agency_id, conversation.client_id)
+            scope = remember_workspace(conversation)  # the token fits: it is the visitor's
             await set_scope(session, scope, actor)
             who.admit(conversation)
-            _workspaces.put(conversation_id, scope)
         conversations.ensure_open(conversation)
         if client_message_id and await conversations.repeat_of(
             session, conversation, client_message_id
@@ -326,7 +325,7 @@ class TurnRunner:
         conversation = await conversations.by_visitor_token(
             session, conversation_id, who.token, for_update=True
         )
-        scope = Scope.for_client(conversation.agency_id, conversation.client_id)
+        scope = remember_workspace(conversation)
         await set_scope(session, scope, actor)
         who.admit(conversation)
         return conversation, scope
@@ -671,12 +670,12 @@ _setups = TTLCache[str, _Setup](ttl_seconds=SETUP_CACHE_SECONDS, max_items=2000)
 _workspaces = TTLCache[str, Scope](ttl_seconds=3600, max_items=20_000)
 
 
-def remember_workspace(conversation: Conversation) -> None:
-    """A conversation this process started: its visitor's first turn begins in its workspace
-    too."""
-    _workspaces.put(
-        conversation.id, Scope.for_client(conversation.agency_id, conversation.client_id)
-    )
+def remember_workspace(conversation: Conversation) -> Scope:
+    """The conversation's workspace, kept for its visitor's next turn (the start's too, so
+    that the first turn begins in it)."""
+    scope = Scope.for_client(conversation.agency_id, conversation.client_id)
+    _workspaces.put(conversation.id, scope)
+    return scope
 
 
 @dataclass

@@ -328,14 +328,11 @@ _SETTINGS_SQL = text(
 
 
 def _settings_params(session: Session) -> dict[str, str]:
-    scope = session_scope(session)
-    plans = "auto" if session.info.get("reuse_plans") else "force_custom_plan"
-    if scope is None:
-        return {"agency_ids": "", "system": "off", "plans": plans}
+    scope = session_scope(session) or Scope()
     return {
         "agency_ids": ",".join(sorted(scope.agency_ids)),
         "system": "on" if scope.system else "off",
-        "plans": plans,
+        "plans": "auto" if session.info.get("reuse_plans") else "force_custom_plan",
     }
 
 
