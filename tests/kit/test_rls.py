@@ -3,11 +3,8 @@ connects as a role without BYPASSRLS; each transaction sets ``app.agency_id`` lo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -151,20 +148,6 @@ async def test_a_unit_of_work_carries_its_settings_from_its_begin_to_its_end(
         assert list(rows.scalars()) == [agency]
     async with db.engine.connect() as conn:  # the pooled connection, without the session
         assert (await conn.execute(text("SELECT count(*) FROM clients"))).scalar_one() == 0
-
-
-@pytest.fixture
-def sent(db: Database) -> Iterator[list[str]]:
-    """The statements the application sends through SQLAlchemy's cursor during the test (a
-    ``BEGIN`` carrying the settings is not one of them: it goes to asyncpg as one message)."""
-    statements: list[str] = []
-
-    def keep(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", keep)
-    yield statements
-    event.remove(db.engine.sync_engine, "before_cursor_execute", keep)
 
 
 async def test_the_settings_travel_with_begin_not_in_a_statement_of_their_own(

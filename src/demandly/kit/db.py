@@ -54,7 +54,7 @@ from sqlalchemy.sql.util import find_tables
 from demandly.kit.context import SYSTEM_ACTOR, Actor, Scope
 from demandly.kit.errors import NotFound, UnscopedQuery
 from demandly.kit.ids import new_id
-from demandly.kit.postgres import begin_with_settings
+from demandly.kit.postgres import begin_with_settings, run_prepared
 from demandly.kit.sqlite import SQLITE_CONNECT_ARGS, configure_sqlite
 from demandly.kit.time import ensure_utc, utcnow
 
@@ -237,6 +237,12 @@ async def execute_core(
     row-level security settings), without the ORM's execution machinery (session events, ORM
     compile state). Tenant tables need their criteria written in (``ScopedQuery``) or, for
     writes, ``ensure_writable``."""
+    if session.bind.dialect.name == "postgresql" and (
+        not session.autoflush or session.sync_session._is_clean()
+    ):
+        result = await run_prepared(session, statement, parameters)
+        if result is not None:
+            return result
     return await session.run_sync(_execute_on_connection, statement, parameters)
 
 
