@@ -13,10 +13,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from demandly.app import configure_runtime, create_app, create_database
 from demandly.config import Settings
@@ -186,3 +187,18 @@ async def fresh_db(backend: str, tmp_path: Path) -> AsyncIterator[tuple[Database
     yield database, settings
     await database.dispose()
     drop_test_database(url)
+
+
+@pytest.fixture
+def sent(db: Database) -> Iterator[list[str]]:
+    """The statements the application sends through SQLAlchemy's cursor during the test (a
+    ``BEGIN`` carrying the settings is not one of them: it goes to asyncpg as one message;
+    nor is a Core statement run again on PostgreSQL, ``kit.postgres.run_prepared``)."""
+    statements: list[str] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", keep)
+    yield statements
+    event.remove(db.engine.sync_engine, "before_cursor_execute", keep)

@@ -31,6 +31,7 @@ from demandly.engine.providers.base import (
 )
 from demandly.jobs.service import emit
 from demandly.kit.cache import TTLCache
+from demandly.kit.context import Scope
 from demandly.kit.db import session_actor
 from demandly.kit.errors import Conflict, NotFound, ValidationFailed
 from demandly.kit.ids import random_token
@@ -335,15 +336,36 @@ async def agent_by_public_key(session: AsyncSession, public_key: str) -> Publish
 async def published_with_owners(
     session: AsyncSession, public_key: str
 ) -> tuple[PublishedAgent, Client, Agency] | None:
-    """``agent_by_public_key`` with the agent's client and agency, read in the same statement."""
+    """``agent_by_public_key`` with the agent's client and agency, read in the same statement.
+    A session already in the agent's workspace (``workspace_of``) reads it there; any other
+    looks across tenants."""
     if not public_key or len(public_key) > 64:
         return None
-    async with system_scope(session):
-        found = await AgentRepository(session).published_by_public_key(public_key)
+    repository = AgentRepository(session)
+    found = None
+    known = _key_workspaces.get(public_key)
+    if known is not None and session.info.get("scope") == known:
+        found = await repository.published_by_public_key(public_key)
+    if found is None:  # unknown here, or no longer in that workspace
+        async with system_scope(session):
+            found = await repository.published_by_public_key(public_key)
     if found is None or found[0].current_version is None:
         return None
     agent, client, agency = found
+    _key_workspaces.put(public_key, Scope.for_client(agent.agency_id, agent.client_id))
     return PublishedAgent(agent, agent.current_version), client, agency
+
+
+# The workspace of each agent key this process has seen a visitor use: a conversation's start
+# then begins in it, so that PostgreSQL's row-level security is set once, with the
+# transaction's BEGIN, instead of again after a look-up across tenants.
+_key_workspaces = TTLCache[str, Scope](ttl_seconds=3600, max_items=20_000)
+
+
+def workspace_of(public_key: str) -> Scope | None:
+    """The workspace of the agent with ``public_key``, when this process has found it before
+    (``published_with_owners`` checks it again, inside it)."""
+    return _key_workspaces.get(public_key)
 
 
 def agent_context(version: AgentVersion, client: Client) -> AgentContext:

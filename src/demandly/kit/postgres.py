@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Dialect, IteratorResult, Result
 from sqlalchemy.engine.result import SimpleResultMetaData
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.util.concurrency import await_
 
@@ -191,8 +192,10 @@ async def run_prepared(
         or not all(plan.required <= row.keys() for row in rows_in)  # its error, with names
     ):
         return None
-    connection = await session.connection()
-    adapted = connection.sync_connection.connection.dbapi_connection
+    connection = _held_connection(session.sync_session) or (
+        (await session.connection()).sync_connection
+    )
+    adapted = connection.connection.dbapi_connection
     if adapted._transaction is None:
         return None  # the adapter begins its transaction with its first statement
     arguments = [_arguments(plan, row) for row in rows_in]
@@ -208,6 +211,16 @@ async def run_prepared(
         except Exception as error:
             raise _translated(dialect, plan.sql, arguments, adapted, error) from error
     return _result(plan, records)
+
+
+def _held_connection(session: Session) -> Connection | None:
+    """The connection the session's active transaction holds already: taken without the trip
+    through the async bridge that ``AsyncSession.connection()`` makes to find it."""
+    transaction = session.get_transaction()
+    if transaction is None or not transaction.is_active:
+        return None
+    held = transaction._connections.get(session.bind)
+    return None if held is None else held[0]
 
 
 _NO_ROWS = SimpleResultMetaData([])

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from demandly.conversations.models import Message
@@ -348,3 +349,30 @@ async def test_a_conversation_s_start_and_end_are_on_the_audit_trail(
         headers=agent.tenant.headers("agency_owner"),
     )
     assert shown.json()["status"] == "ended" and shown.json()["ended_at"]
+
+
+async def test_a_start_begins_in_the_agent_s_workspace_once_the_process_knows_it(
+    visitor: httpx.AsyncClient, agent: PublishedAgent, backend: str, sent: list[str]
+) -> None:
+    if backend != "postgres":
+        pytest.skip("only PostgreSQL has settings to set")
+    await start(visitor, agent.public_key)
+    narrowed = [s for s in sent if "set_config" in s]
+    sent.clear()
+    again = await start(visitor, agent.public_key)
+    # The first start looked the key up across tenants, then narrowed to the client in a
+    # statement of its own; the next one begins in the client's workspace with its BEGIN.
+    assert narrowed and not [s for s in sent if "set_config" in s]
+    assert again["messages"][0]["content"].startswith("Guten Tag, hier ist Lena")
+
+
+async def test_a_known_agent_that_is_deleted_starts_no_conversation(
+    visitor: httpx.AsyncClient, client: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    await start(visitor, agent.public_key)  # the process now knows its workspace
+    owner = agent.tenant.headers("agency_owner")
+    assert (await client.delete(f"{API}/agents/{agent.id}", headers=owner)).status_code == 204
+    gone = await visitor.post(
+        f"{API}/public/agents/{agent.public_key}/conversations", json={"consent": True}
+    )
+    assert gone.status_code == 404

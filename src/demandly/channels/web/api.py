@@ -87,8 +87,8 @@ async def _published(
     session: AsyncSession, public_key: str
 ) -> tuple[agents.PublishedAgent, Client, Agency]:
     """The published agent, its client and its agency (its branding), read under the system
-    scope the session must have; ``published_with_owners`` has already refused a suspended
-    client or agency."""
+    scope or in the agent's workspace (``agents.workspace_of``); ``published_with_owners``
+    has already refused a suspended client or agency."""
     found = await agents.published_with_owners(session, public_key)
     if found is None:
         raise NotFound("No such agent.")
@@ -154,10 +154,11 @@ async def start_conversation(
 ) -> s.ConversationStarted:
     """Start a conversation once the visitor accepted the privacy notice; answers the token."""
     starts_per_ip.check(f"ip:{client_ip(request)}")
-    # One unit of work: the agent is found under the system scope, which then narrows to its
-    # client for the writes.
+    # One unit of work: the agent is found in its workspace when this process knows it, else
+    # under the system scope, which then narrows to its client for the writes.
     db = get_database(request)
-    async with db.session(Scope.for_system(), _visitor(request), reuse_plans=True) as session:
+    begin_in = agents.workspace_of(public_key) or Scope.for_system()
+    async with db.session(begin_in, _visitor(request), reuse_plans=True) as session:
         found, client, _ = await _published(session, public_key)
         definition = agents.definition_of(found.version)
         check_origin(request, definition.widget.allowed_origins)
