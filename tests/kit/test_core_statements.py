@@ -49,7 +49,7 @@ async def test_a_returned_row_becomes_the_session_s_instance(db: Database, world
         await session.rollback()
 
 
-# --- a statement run again (on PostgreSQL straight through asyncpg, kit.postgres) ----------
+# --- a statement run again goes straight to the driver (kit.prepared) --------------------
 
 AGENCIES = Agency.__table__
 AGENCY_BY_ID = select(AGENCIES).where(AGENCIES.c.id == bindparam("agency_id"))
@@ -81,11 +81,9 @@ async def test_a_statement_run_again_returns_what_sqlalchemy_returns(
         assert none.first() is None
 
 
-async def test_on_postgresql_a_statement_run_again_skips_sqlalchemy_s_cursor(
-    db: Database, world: World, backend: str, sent: list[str]
+async def test_a_statement_run_again_skips_sqlalchemy_s_cursor(
+    db: Database, world: World, sent: list[str]
 ) -> None:
-    if backend != "postgres":
-        pytest.skip("the straight path is asyncpg's")
     statement = select(AGENCIES.c.name).where(AGENCIES.c.id == bindparam("agency_id"))
     async with db.session(Scope.for_system()) as session:
         names = [

@@ -54,7 +54,8 @@ from sqlalchemy.sql.util import find_tables
 from demandly.kit.context import SYSTEM_ACTOR, Actor, Scope
 from demandly.kit.errors import NotFound, UnscopedQuery
 from demandly.kit.ids import new_id
-from demandly.kit.postgres import begin_with_settings, run_prepared
+from demandly.kit.postgres import begin_with_settings
+from demandly.kit.prepared import run_prepared
 from demandly.kit.sqlite import SQLITE_CONNECT_ARGS, configure_sqlite
 from demandly.kit.time import ensure_utc, utcnow
 
@@ -236,10 +237,9 @@ async def execute_core(
     """A Core statement on the session's connection, in its transaction (so under its
     row-level security settings), without the ORM's execution machinery (session events, ORM
     compile state). Tenant tables need their criteria written in (``ScopedQuery``) or, for
-    writes, ``ensure_writable``."""
-    if session.bind.dialect.name == "postgresql" and (
-        not session.autoflush or session.sync_session._is_clean()
-    ):
+    writes, ``ensure_writable``. From its second run a statement goes straight to the driver
+    (``kit.prepared``), unless the session holds changes to flush first."""
+    if not session.autoflush or session.sync_session._is_clean():
         result = await run_prepared(session, statement, parameters)
         if result is not None:
             return result

@@ -8,28 +8,18 @@ simple-protocol message instead and hands the adapter a transaction to commit or
 as its own ``BEGIN`` would have: one round trip fewer for every unit of work (of the six that
 an offline-engine turn makes when it captures nothing).
 
-``run_prepared`` runs a Core statement that ran before straight through asyncpg, on the
-session's connection: SQLAlchemy compiles it once, and its cursor, execution context and
-async bridge, which cost about as much again as asyncpg's own work per statement, are left
-out. Both lean on private parts of SQLAlchemy's asyncpg adapter (its transaction, lock,
-prepared statements and error translation), as ``kit/sqlite.py`` does on aiosqlite's; the
-tests of ``kit`` fail when an upgrade moves them.
+``run_on_asyncpg`` runs a statement ``kit.prepared`` compiled straight through the adapter's
+prepared statements. Both lean on private parts of SQLAlchemy's asyncpg adapter (its
+transaction, lock, prepared statements and error translation), as ``kit/sqlite.py`` does on
+aiosqlite's; the tests of ``kit`` fail when an upgrade moves them.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from functools import partial
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.engine import Connection, Dialect, IteratorResult, Result
-from sqlalchemy.engine.result import SimpleResultMetaData
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
-from sqlalchemy.sql.base import Executable
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.util.concurrency import await_
 
 
@@ -89,168 +79,25 @@ async def _begin(adapted: Any, sql: str) -> None:
         adapted._transaction = _Begun(adapted._connection)
 
 
-# --- statements straight to asyncpg -------------------------------------------------------
+# --- statements straight to asyncpg (``kit.prepared``) ---------------------------------------
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """A Core statement compiled once for asyncpg: its SQL, its parameters in ``$n`` order
-    with their bound values and converters, the columns it returns and their converters."""
-
-    sql: str
-    names: tuple[str, ...]
-    required: frozenset[str]
-    bound: Mapping[str, Any]
-    to_database: tuple[Callable[[Any], Any] | None, ...]
-    prefetch: tuple[tuple[str, Callable[[], Any]], ...]
-    metadata: SimpleResultMetaData | None
-    from_database: tuple[Callable[[Any], Any] | None, ...]
-
-
-_PlanKey = tuple[Dialect, frozenset[str]]
-# A statement's plans by dialect and the parameter names it ran with (an INSERT's columns);
-# None where SQLAlchemy must run it. A statement is planned on its second run: one built for
-# a single run costs no compilation of ours on top of SQLAlchemy's.
-_plans: weakref.WeakKeyDictionary[Executable, dict[_PlanKey, _Plan | None]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _plan(statement: Executable, dialect: Dialect, keys: frozenset[str]) -> _Plan | None:
-    plans = _plans.get(statement)
-    if plans is None:
-        _plans[statement] = {}
-        return None
-    if (dialect, keys) not in plans:
-        plans[dialect, keys] = _compile(statement, dialect, keys)
-    return plans[dialect, keys]
-
-
-def _compile(statement: Executable, dialect: Dialect, keys: frozenset[str]) -> _Plan | None:
-    compiled = statement.compile(dialect=dialect, column_keys=sorted(keys))
-    if compiled.post_compile_params or compiled.literal_execute_params:
-        return None  # its SQL is made again each run (expanding IN lists)
-    prefetch = []
-    for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
-        default = column.onupdate if column in compiled.update_prefetch else column.default
-        if default is None or not (default.is_scalar or default.is_callable):
-            return None
-        value = default.arg
-        prefetch.append(
-            (column.key, (lambda v=value: v) if default.is_scalar else partial(value, None))
-        )
-    bind_names = {name: bind for bind, name in compiled.bind_names.items()}
-    if any(bind.callable is not None for bind in bind_names.values()):
-        return None  # a value computed at each run
-    names = tuple(compiled.positiontup or ())
-    processors = compiled._bind_processors
-    bound = {name: bind.value for name, bind in bind_names.items() if bind.value is not None}
-    result_columns = compiled._result_columns
-    metadata = (
-        SimpleResultMetaData([column[0] for column in result_columns]) if result_columns else None
-    )
-    from_database = tuple(
-        column[3]._cached_result_processor(dialect, None) for column in result_columns
-    )
-    return _Plan(
-        sql=compiled.string,
-        names=names,
-        required=frozenset(name for name, bind in bind_names.items() if bind.required),
-        bound=bound,
-        to_database=tuple(processors.get(name) for name in names),
-        prefetch=tuple(prefetch),
-        metadata=metadata,
-        from_database=from_database,
-    )
-
-
-def _arguments(plan: _Plan, parameters: Mapping[str, Any]) -> list[Any]:
-    values = {**plan.bound, **{key: make() for key, make in plan.prefetch}, **parameters}
-    return [
-        value if convert is None else convert(value)
-        for value, convert in zip(map(values.get, plan.names), plan.to_database, strict=True)
-    ]
-
-
-async def run_prepared(
-    session: AsyncSession, statement: Executable, parameters: Any
-) -> Result[Any] | None:
-    """``statement`` with ``parameters`` on the session's connection, straight through
-    asyncpg's prepared statement, without SQLAlchemy's execution machinery (a cursor, an
-    execution context, a trip through the async bridge: about as much again as asyncpg's
-    own work). None when the statement needs that machinery: the caller then runs it
-    SQLAlchemy's way."""
-    many = isinstance(parameters, list)
-    rows_in = parameters if many else [parameters or {}]
-    if not rows_in:
-        return None
-    dialect = session.bind.dialect
-    plan = _plan(statement, dialect, frozenset(rows_in[0]))
-    if (
-        plan is None
-        or (many and plan.metadata is not None)  # RETURNING of many rows: SQLAlchemy batches
-        or not all(plan.required <= row.keys() for row in rows_in)  # its error, with names
-    ):
-        return None
-    connection = _held_connection(session.sync_session) or (
-        (await session.connection()).sync_connection
-    )
-    adapted = connection.connection.dbapi_connection
+async def run_on_asyncpg(
+    adapted: Any, dialect: Dialect, sql: str, arguments: list[list[Any]], many: bool
+) -> list[Any] | None:
+    """``sql`` run with each of ``arguments`` as SQLAlchemy's adapter would run it (under its
+    lock, in its prepared statements), its rows as asyncpg returns them; None, with nothing
+    sent, when the adapter has not begun its transaction (it begins it with its first
+    statement). Errors come as the adapter's."""
     if adapted._transaction is None:
-        return None  # the adapter begins its transaction with its first statement
-    arguments = [_arguments(plan, row) for row in rows_in]
-    # As the adapter's cursor runs a statement: under its lock, with its prepared statements.
+        return None
     async with adapted._execute_mutex:
         try:
-            prepared, _ = await adapted._prepare(plan.sql, dialect._invalidate_schema_cache_asof)
+            prepared, _ = await adapted._prepare(sql, dialect._invalidate_schema_cache_asof)
             if many:
                 await prepared.executemany(arguments)
-                records: list[Any] = []
-            else:
-                records = await prepared.fetch(*arguments[0])
+                return []
+            return await prepared.fetch(*arguments[0])  # type: ignore[no-any-return]
         except Exception as error:
-            raise _translated(dialect, plan.sql, arguments, adapted, error) from error
-    return _result(plan, records)
-
-
-def _held_connection(session: Session) -> Connection | None:
-    """The connection the session's active transaction holds already: taken without the trip
-    through the async bridge that ``AsyncSession.connection()`` makes to find it."""
-    transaction = session.get_transaction()
-    if transaction is None or not transaction.is_active:
-        return None
-    held = transaction._connections.get(session.bind)
-    return None if held is None else held[0]
-
-
-_NO_ROWS = SimpleResultMetaData([])
-
-
-def _result(plan: _Plan, records: list[Any]) -> Result[Any]:
-    if plan.metadata is None:
-        return IteratorResult(_NO_ROWS, iter(()))
-    convert = plan.from_database
-    if any(convert):
-        rows = [
-            tuple(v if c is None else c(v) for v, c in zip(record, convert, strict=True))
-            for record in records
-        ]
-    else:
-        rows = [tuple(record) for record in records]
-    return IteratorResult(plan.metadata, iter(rows))
-
-
-def _translated(
-    dialect: Dialect, sql: str, arguments: list[Any], adapted: Any, error: Exception
-) -> Exception:
-    """asyncpg's error as SQLAlchemy raises it (``IntegrityError`` …), as its adapter and
-    connection would have made it."""
-    try:
-        adapted._handle_exception(error)
-    except Exception as dbapi_error:
-        if not isinstance(dbapi_error, dialect.loaded_dbapi.Error):
-            return dbapi_error
-        return DBAPIError.instance(
-            sql, arguments, dbapi_error, dialect.loaded_dbapi.Error, dialect=dialect
-        )
-    return error
+            adapted._handle_exception(error)
+            raise

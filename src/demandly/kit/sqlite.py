@@ -352,3 +352,21 @@ def configure_sqlite(engine: AsyncEngine) -> None:
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
         # writes fails at once with SQLITE_BUSY when another writer got in between.
         connection.exec_driver_sql(BEGIN_WRITE)
+
+
+async def run_inline(
+    adapted: Any, dialect: Any, sql: str, arguments: list[list[Any]], many: bool
+) -> list[Any] | None:
+    """``sql`` run with each of ``arguments`` by the inline cursor (``kit.prepared``): on the
+    loop's thread, or in aiosqlite's when it must wait, as every statement here; None, with
+    nothing run, outside a transaction or on the stock adapter. Errors come as the
+    adapter's."""
+    if type(adapted) is not _InlineConnection or not adapted._in_transaction():
+        return None
+    cursor = _InlineCursor(adapted)
+    try:
+        _, rows = await cursor._inline(sql, arguments if many else arguments[0], many)
+    except Exception as error:
+        adapted._handle_exception(error)
+        raise
+    return rows
