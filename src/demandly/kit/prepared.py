@@ -121,8 +121,8 @@ async def run_prepared(
     run with each) on the session's connection, in its transaction, straight on the driver;
     its rows as SQLAlchemy would return them, its errors as SQLAlchemy raises them (an
     ``IntegrityError`` …). None, with nothing run, when it must go SQLAlchemy's way."""
-    many = isinstance(parameters, list)
-    rows_in = parameters if many else [parameters or {}]
+    many = isinstance(parameters, list | tuple)
+    rows_in = list(parameters) if many else [parameters or {}]
     dialect = session.bind.dialect
     runner = _RUNNERS.get(dialect.name)
     if runner is None or not rows_in:
