@@ -225,7 +225,11 @@ async def media_stream(websocket: WebSocket) -> None:
             started = await _wait_for_start(caller)
     except TimeoutError:
         started = None
-    media = await _admit(db, started)
+    # A call's stream stays in ``_open_calls`` until the call's end is committed: looked at
+    # before the call is read, a stream that comes as the last one ends finds it either
+    # there or ended in the database, never in between.
+    open_now = started is not None and _call_named(started) in _open_calls
+    media = None if open_now else await _admit(db, started)
     if started is None or media is None or media.call_id in _open_calls:
         await caller.close(WS_POLICY_VIOLATION)
         return
@@ -248,10 +252,14 @@ async def _wait_for_start(caller: _TwilioSocket) -> bridge.Started | None:
         return frame if isinstance(frame, bridge.Started) else None
 
 
+def _call_named(started: bridge.Started) -> str:
+    return started.parameters.get("call_id", "")[:40]
+
+
 async def _admit(db: Database, started: bridge.Started | None) -> phone.MediaCall | None:
     if started is None:
         return None
-    call_id = started.parameters.get("call_id", "")[:40]
+    call_id = _call_named(started)
     token = started.parameters.get("token", "")
     if not call_id or not token_valid(token, call_id):
         return None
