@@ -193,7 +193,7 @@ async def fresh_db(backend: str, tmp_path: Path) -> AsyncIterator[tuple[Database
 def sent(db: Database) -> Iterator[list[str]]:
     """The statements the application sends through SQLAlchemy's cursor during the test (a
     ``BEGIN`` carrying the settings is not one of them: it goes to asyncpg as one message;
-    nor is a Core statement run again on PostgreSQL, ``kit.postgres.run_prepared``)."""
+    nor is a Core statement run again, which goes straight to the driver, ``kit.prepared``)."""
     statements: list[str] = []
 
     def keep(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:

@@ -32,7 +32,7 @@ from demandly.engine.providers.base import (
 from demandly.jobs.service import emit
 from demandly.kit.cache import TTLCache
 from demandly.kit.context import Scope
-from demandly.kit.db import session_actor
+from demandly.kit.db import session_actor, session_scope
 from demandly.kit.errors import Conflict, NotFound, ValidationFailed
 from demandly.kit.ids import random_token
 from demandly.kit.time import utcnow
@@ -337,16 +337,15 @@ async def published_with_owners(
     session: AsyncSession, public_key: str
 ) -> tuple[PublishedAgent, Client, Agency] | None:
     """``agent_by_public_key`` with the agent's client and agency, read in the same statement.
-    A session already in the agent's workspace (``workspace_of``) reads it there; any other
-    looks across tenants."""
+    A session already in the agent's workspace (``workspace_of``: an agent's key and client
+    never change) reads it there; any other looks across tenants."""
     if not public_key or len(public_key) > 64:
         return None
     repository = AgentRepository(session)
-    found = None
     known = _key_workspaces.get(public_key)
-    if known is not None and session.info.get("scope") == known:
+    if known is not None and session_scope(session.sync_session) == known:
         found = await repository.published_by_public_key(public_key)
-    if found is None:  # unknown here, or no longer in that workspace
+    else:
         async with system_scope(session):
             found = await repository.published_by_public_key(public_key)
     if found is None or found[0].current_version is None:
