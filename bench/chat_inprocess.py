@@ -1,7 +1,9 @@
 """The chat turn's own work, without sockets: the ASGI app driven in this process by one
 visitor after another on the offline engine (SQLite, or ``--backend postgres``; the worker
 off), each conversation the chat benchmark's script (a start and five turns). On PostgreSQL
-the database's own work is in its processes, not counted here.
+the database's own work is in its processes, not counted here. ``--engine stub`` talks to the
+chat benchmark's zero-latency OpenAI-compatible stub instead (its own process, not counted
+either): the provider path's own work, the SDK's request and the streamed answer's parsing.
 
 Prints the CPU time of each kind of request (median, µs) and of a whole conversation (ms),
 per round. The host's speed moves these figures from minute to minute on a shared VM, so
@@ -12,6 +14,7 @@ difference (start-up, migrations and warm-up cancel out) by ``--count``. About 1
 
     .venv/bin/python bench/chat_inprocess.py [--conversations 300] [--rounds 3]
     .venv/bin/python bench/chat_inprocess.py --instructions [--count 100] [--backend postgres]
+        [--engine stub]
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chat import SCRIPT, UNLIMITED, agent_body
+from chat import SCRIPT, UNLIMITED, agent_body, start_stub
 from common import SECRET, drop_database, fresh_database, seed_owner, vacuum_analyze
 
 HEADERS = [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json")]
@@ -129,7 +132,24 @@ async def run(folder: Path, url: str, agency_id: str, token: str, args: argparse
         client = await http.json(
             "POST", "/api/v1/clients", {"agency_id": agency_id, "name": "Bench"}, owner
         )
-        agent = await http.json("POST", "/api/v1/agents", agent_body(client["id"], None), owner)
+        connection_id = None
+        if args.stub_url:
+            connection = await http.json(
+                "POST",
+                "/api/v1/provider-connections",
+                {
+                    "agency_id": agency_id,
+                    "name": "stub",
+                    "base_url": args.stub_url,
+                    "api_key": "sk-bench-0000000000",
+                    "default_model": "stub",
+                    "region": "eu",
+                },
+                owner,
+            )
+            connection_id = connection["id"]
+        body = agent_body(client["id"], connection_id)
+        agent = await http.json("POST", "/api/v1/agents", body, owner)
         await http.json("POST", f"/api/v1/agents/{agent['id']}/publish", {}, owner)
         for _ in range(30):  # warm-up
             await conversation(http, agent["public_key"], {kind: [] for kind in KINDS})
@@ -149,20 +169,25 @@ def inprocess(args: argparse.Namespace) -> None:
     folder = Path(tempfile.mkdtemp(prefix="chat-inprocess-"))
     url = fresh_database(args.backend, folder)
     agency_id, token = seed_owner(url, folder)
+    stub = None
+    if args.engine == "stub":
+        stub, args.stub_url = start_stub()
     try:
         import uvloop
 
         uvloop.run(run(folder, url, agency_id, token, args))
     finally:
+        if stub is not None:
+            stub.terminate()
         drop_database(url)
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def instructions_of(conversations: int, backend: str) -> int:
+def instructions_of(conversations: int, args: argparse.Namespace) -> int:
     command = [
         "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
         sys.executable, __file__, "--conversations", str(conversations), "--rounds", "1",
-        "--backend", backend,
+        "--backend", args.backend, "--engine", args.engine,
     ]  # fmt: skip
     # A fixed hash seed: set and dict orders, and so the work, the same in both runs.
     env = {**os.environ, "PYTHONHASHSEED": "0"}
@@ -179,7 +204,7 @@ def instructions(args: argparse.Namespace) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(2) as pool:
-        few, more = pool.map(instructions_of, (10, 10 + args.count), [args.backend] * 2)
+        few, more = pool.map(instructions_of, (10, 10 + args.count), [args] * 2)
     per_conversation = (more - few) / args.count
     print(
         f"{per_conversation / 1e6:.2f} M instructions per conversation "
@@ -194,7 +219,9 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true")
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--engine", choices=("offline", "stub"), default="offline")
     args = parser.parse_args()
+    args.stub_url = None
     if args.instructions:
         instructions(args)
     else:

@@ -387,6 +387,61 @@ async def test_garbage_from_the_server_raises_provider_error(openai_stub, make_p
     assert len(openai_stub.requests) == 1
 
 
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        b"[1, 2]",
+        b'"text"',
+        b'{"choices": "Hallo"}',
+        b'{"choices": [{"index": 0, "delta": "Hallo"}]}',
+        b'{"choices": [{"index": 0, "delta": {"tool_calls": [{"index": "x"}]}}]}',
+        b'{"choices": [], "usage": {"prompt_tokens": "many"}}',
+    ],
+)
+async def test_json_of_the_wrong_shape_raises_provider_error(openai_stub, make_provider, chunk):
+    openai_stub.script(raw(b"data: " + chunk + b"\n\ndata: [DONE]\n\n"), text("never sent"))
+
+    with pytest.raises(ProviderError, match="malformed"):
+        await collect(make_provider())
+
+    assert len(openai_stub.requests) == 1
+
+
+async def test_an_error_event_in_the_stream_raises_provider_error_without_its_text(
+    openai_stub, make_provider
+):
+    # What OpenAI sends when a stream fails after its 200: an object with ``error``.
+    body = b'data: {"error": {"message": "overloaded: Max Muster max@example.com"}}\n\n'
+    openai_stub.script(raw(body), text("never sent"))
+
+    with pytest.raises(ProviderError) as failure:
+        await collect(make_provider())
+
+    assert str(failure.value) == "the LLM provider reported an error"
+    assert failure.value.__context__ is None
+    assert len(openai_stub.requests) == 1
+
+
+async def test_chunks_with_unknown_fields_and_nulls_are_read(openai_stub, make_provider):
+    # Servers differ: nulls for absent fields, extra fields, a role-only first chunk.
+    body = (
+        b'data: {"id": "c1", "choices": [{"index": 0, "delta": {"role": "assistant",'
+        b' "content": null}, "logprobs": null, "finish_reason": null}]}\n\n'
+        b'data: {"id": "c1", "choices": [{"index": 0, "delta": {"content": "Guten Tag",'
+        b' "refusal": null, "tool_calls": null}, "finish_reason": null}], "x_extra": 1}\n\n'
+        b'data: {"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],'
+        b' "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    openai_stub.script(raw(body))
+
+    events = await collect(make_provider())
+
+    assert texts(events) == ["Guten Tag"]
+    assert Usage(prompt_tokens=12, completion_tokens=3) in events
+    assert events[-1] == Finished("stop")
+
+
 async def test_an_empty_stream_is_retried(openai_stub, make_provider):
     openai_stub.script(raw(b"data: [DONE]\n\n"), text("Jetzt aber."))
 

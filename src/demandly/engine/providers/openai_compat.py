@@ -22,7 +22,6 @@ from typing import Any
 
 import httpx
 import openai
-from openai.types.chat import ChatCompletionChunk
 
 from demandly.engine.providers.base import (
     ChatMessage,
@@ -197,7 +196,6 @@ class OpenAICompatibleProvider:
         return params
 
     async def _stream_once(self, request: CompletionRequest) -> AsyncIterator[ProviderEvent]:
-        params = self.request_params(request)
         deadline: float | None = (
             asyncio.get_running_loop().time() + self.first_token_timeout_seconds
         )
@@ -205,33 +203,33 @@ class OpenAICompatibleProvider:
         finish: str | None = None
         usage: Usage | None = None
         received_anything = False
-        stream = None
+        stream: openai.AsyncStream[Any] | None = None
         failure: Exception | None = None
         try:
             async with asyncio.timeout_at(deadline):
-                stream = await self._client.chat.completions.create(**_sdk_arguments(params))
+                stream = await self._open_stream(self.request_params(request))
             chunks = aiter(stream)
             while True:
                 chunk = await _next_chunk(chunks, deadline)
                 if chunk is None:
                     break
                 usage = _usage(chunk) or usage
-                for choice in chunk.choices or ():
-                    if choice.index not in (0, None):
+                for choice in chunk.get("choices") or ():
+                    if choice.get("index") not in (0, None):
                         continue
-                    delta = choice.delta
-                    if delta is not None and delta.tool_calls:
+                    delta = choice.get("delta") or {}
+                    if delta.get("tool_calls"):
                         received_anything = True
                         deadline = None
-                        _collect_tool_calls(calls, delta.tool_calls)
-                    if choice.finish_reason:
+                        _collect_tool_calls(calls, delta["tool_calls"])
+                    if choice.get("finish_reason"):
                         received_anything = True
                         deadline = None
-                        finish = choice.finish_reason
-                    if delta is not None and delta.content:
+                        finish = choice["finish_reason"]
+                    if delta.get("content"):
                         received_anything = True
                         deadline = None
-                        yield TextDelta(delta.content)
+                        yield TextDelta(str(delta["content"]))
         except TimeoutError:
             failure = _Retryable(
                 f"no response from the LLM provider within {self.first_token_timeout_seconds:g} s"
@@ -257,55 +255,59 @@ class OpenAICompatibleProvider:
             yield usage
         yield Finished(_finish_reason(finish, has_calls=bool(calls)))
 
+    async def _open_stream(self, params: dict[str, Any]) -> openai.AsyncStream[Any]:
+        """The request through the SDK's own client (its HTTP, authentication, status errors
+        and server-sent events, an ``error`` event raising ``APIError``), with the body sent as
+        the JSON it already is and each chunk given back as parsed JSON (``cast_to=object``).
+        ``chat.completions.create`` would walk the body against its typed parameters and
+        build a typed model of every chunk: about half of a turn's CPU against a local
+        server, for values that are plain JSON either way."""
+        return await self._client.post(
+            "/chat/completions",
+            body=params,
+            cast_to=object,
+            stream=True,
+            stream_cls=openai.AsyncStream[Any],
+        )
 
-# What the SDK would walk field by field against its typed request (a conversation with
-# its tools: ~2 ms of a turn) to convert Python values that ours never are: they are JSON
-# already, and go as the body's extra JSON, which the SDK documents as taking precedence
-# over the arguments and sends as given.
-_PLAIN_JSON = ("messages", "tools")
 
-
-def _sdk_arguments(params: dict[str, Any]) -> dict[str, Any]:
-    arguments = {key: value for key, value in params.items() if key not in _PLAIN_JSON}
-    arguments["messages"] = []
-    arguments["extra_body"] = {key: params[key] for key in _PLAIN_JSON if key in params}
-    return arguments
-
-
-async def _next_chunk(
-    chunks: AsyncIterator[ChatCompletionChunk], deadline: float | None
-) -> ChatCompletionChunk | None:
+async def _next_chunk(chunks: AsyncIterator[Any], deadline: float | None) -> dict[str, Any] | None:
     try:
         if deadline is None:
-            return await anext(chunks)
-        async with asyncio.timeout_at(deadline):
-            return await anext(chunks)
+            chunk = await anext(chunks)
+        else:
+            async with asyncio.timeout_at(deadline):
+                chunk = await anext(chunks)
     except StopAsyncIteration:
         return None
+    if not isinstance(chunk, dict):
+        raise TypeError("a chunk is not a JSON object")
+    return chunk
 
 
 def _collect_tool_calls(calls: dict[int, _PartialCall], pieces: list[Any]) -> None:
     for piece in pieces:
-        partial = calls.setdefault(piece.index if piece.index is not None else 0, _PartialCall())
-        if piece.id and not partial.id:
-            partial.id = piece.id
-        function = piece.function
-        if function is None:
+        index = piece.get("index")
+        partial = calls.setdefault(int(index) if index is not None else 0, _PartialCall())
+        if piece.get("id") and not partial.id:
+            partial.id = str(piece["id"])
+        function = piece.get("function")
+        if not function:
             continue
         # The name arrives whole in the first piece; some servers repeat it in every piece.
-        if function.name and not partial.name:
-            partial.name = function.name
-        if function.arguments:
-            partial.arguments += function.arguments
+        if function.get("name") and not partial.name:
+            partial.name = str(function["name"])
+        if function.get("arguments"):
+            partial.arguments += str(function["arguments"])
 
 
-def _usage(chunk: ChatCompletionChunk) -> Usage | None:
-    usage = getattr(chunk, "usage", None)
-    if usage is None:
+def _usage(chunk: dict[str, Any]) -> Usage | None:
+    usage = chunk.get("usage")
+    if not usage:
         return None
     return Usage(
-        prompt_tokens=int(usage.prompt_tokens or 0),
-        completion_tokens=int(usage.completion_tokens or 0),
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
     )
 
 
