@@ -1,15 +1,19 @@
 """A turn's events in the batches a channel sends at once: a streaming model's deltas go out
 one by one as they come (the visitor's stored message before the first of them), the offline
-engine's whole answer together with the visitor's message; the last batch says it is."""
+engine's whole answer together with the visitor's message; the last batch says it is. A
+model is asked while the visitor's message is being committed, and nothing of its answer
+goes out before that commit."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from demandly.config import Settings
 from demandly.conversations import service as conversations
@@ -36,6 +40,27 @@ class StreamingModel:
         yield Finished(reason="stop")
 
 
+class GatedModel:
+    """A model that says nothing until its gate opens; it notes whether it was asked and
+    whether its request was closed."""
+
+    name = "gated"
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.asked = False
+        self.closed = False
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[ProviderEvent]:
+        self.asked = True
+        try:
+            await self.gate.wait()
+            yield TextDelta(text="Gern.")
+            yield Finished(reason="stop")
+        finally:
+            self.closed = True
+
+
 async def begun(
     runner: TurnRunner, visitor: httpx.AsyncClient, agent: PublishedAgent, text: str
 ) -> Turn:
@@ -55,13 +80,21 @@ def role(event: EngineEvent) -> Any:
 async def test_a_streaming_model_s_deltas_go_out_one_by_one_as_they_come(
     db: Database, settings: Settings, visitor: httpx.AsyncClient, agent: PublishedAgent
 ) -> None:
+    gated = GatedModel()
+    runner = TurnRunner(db, settings, provider_factory=lambda settings, llm: gated)
+    batches = runner.answer_in_batches(await begun(runner, visitor, agent, "Hallo"))
+    # The stored message goes out while the model has not said a word yet (a guard against
+    # waiting for its first delta: that would never come).
+    stored = await asyncio.wait_for(anext(batches), 10)
+    assert kinds(stored) == ["message"] and role(stored.events[0]) == "user"
+    gated.gate.set()
+    assert [e.type for b in [b async for b in batches] for e in b.events] == ["delta", "message"]
+
     model = StreamingModel()
     runner = TurnRunner(db, settings, provider_factory=lambda settings, llm: model)
     batches = runner.answer_in_batches(await begun(runner, visitor, agent, "Hallo"))
-
     stored = await anext(batches)
     assert kinds(stored) == ["message"] and role(stored.events[0]) == "user"
-    assert model.produced == 0  # not held back for the model's first delta
     first = await anext(batches)
     assert first.events == [EngineEvent("delta", {"text": "Guten "})]
     assert model.produced == 1  # handed out before the model went on
@@ -96,8 +129,8 @@ async def test_the_offline_engine_s_turn_is_one_transaction_a_model_s_two(
     db: Database, settings: Settings, visitor: httpx.AsyncClient, agent: PublishedAgent
 ) -> None:
     """The offline engine answers in the turn's first transaction; a model (the network,
-    seconds) is called after the visitor's message has been committed, and its answer is
-    stored in a second one."""
+    seconds) is asked as the visitor's message is committed, its answer goes out after that
+    commit, and it is stored in a second one."""
     commits: list[object] = []
     listen = event.listens_for(db.engine.sync_engine, "commit")
 
@@ -116,10 +149,11 @@ async def test_the_offline_engine_s_turn_is_one_transaction_a_model_s_two(
         model = StreamingModel()
         streaming = TurnRunner(db, settings, provider_factory=lambda settings, llm: model)
         turn = await begun(streaming, visitor, agent, "Hallo")
-        assert model.produced == 0
+        [batch async for batch in streaming.answer_in_batches(turn)]
         commits.clear()
+        model.produced = 0
         turn = await streaming.begin(turn.scope, turn.conversation.id, "Noch eine Frage")
-        assert len(commits) == 1 and model.produced == 0  # stored before the model is called
+        assert len(commits) == 1  # the visitor's message; the model's answer not yet out
         [batch async for batch in streaming.answer_in_batches(turn)]
         assert len(commits) == 2 and model.produced == 2
     finally:
@@ -135,15 +169,14 @@ async def _transcript(db: Database, conversation_id: str) -> list[tuple[int, str
 async def test_a_visitor_s_message_is_stored_before_a_model_is_called_and_with_the_answer(
     db: Database, settings: Settings, visitor: httpx.AsyncClient, agent: PublishedAgent
 ) -> None:
-    """By the visitor's token (the public chat's path): a model is called only once the
-    visitor's message is stored; the offline engine's answer is stored with it (on SQLite in
-    the same statement), and the engine read it all the same."""
+    """By the visitor's token (the public chat's path): the visitor's message is stored
+    before anything of a model's answer goes out; the offline engine's answer is stored with
+    it (on SQLite in the same statement), and the engine read it all the same."""
     model = StreamingModel()
     streaming = TurnRunner(db, settings, provider_factory=lambda settings, llm: model)
     started = await start(visitor, agent.public_key)
     conversation_id = started["conversation_id"]
     turn = await streaming.begin(VisitorAccess(started["token"]), conversation_id, "Eine Frage")
-    assert model.produced == 0
     assert (await _transcript(db, conversation_id))[1:] == [(2, "user", "Eine Frage")]
     [batch async for batch in streaming.answer_in_batches(turn)]
     assert (await _transcript(db, conversation_id))[1:] == [
@@ -192,3 +225,54 @@ async def test_by_scope_an_ended_conversation_takes_nothing_and_a_retry_reserves
     async with db.session(Scope.for_system()) as session:
         ended = await conversations.get(session, conversation_id)
         assert ended.message_count == len(stored)
+
+
+async def test_a_model_is_asked_while_the_visitor_s_message_is_committed(
+    db: Database, settings: Settings, visitor: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    """The request to the model goes out before the first transaction commits (the model
+    works while the database does); what it says is held until the turn is answered."""
+    seen_at_commit: list[bool] = []
+    gated = GatedModel()
+
+    def note(session: Session) -> None:
+        seen_at_commit.append(gated.asked)
+
+    runner = TurnRunner(db, settings, provider_factory=lambda settings, llm: gated)
+    started = await start(visitor, agent.public_key)
+    event.listen(Session, "before_commit", note)
+    try:
+        turn = await runner.begin(
+            VisitorAccess(started["token"]), started["conversation_id"], "Eine Frage"
+        )
+    finally:
+        event.remove(Session, "before_commit", note)
+    assert seen_at_commit == [True]
+    gated.gate.set()
+    events = [e async for e in runner.answer(turn)]
+    assert [e.type for e in events] == ["message", "delta", "message"]
+    assert events[1].data == {"text": "Gern."}
+
+
+async def test_a_failed_commit_closes_the_model_s_request_unread(
+    db: Database, settings: Settings, visitor: httpx.AsyncClient, agent: PublishedAgent
+) -> None:
+    """When the visitor's message cannot be committed, the model's request is closed (no
+    answer runs on for a message that was not kept) and nothing is stored."""
+    gated = GatedModel()
+    runner = TurnRunner(db, settings, provider_factory=lambda settings, llm: gated)
+    started = await start(visitor, agent.public_key)
+    conversation_id = started["conversation_id"]
+    before = await _transcript(db, conversation_id)
+
+    def fail(session: Session) -> None:
+        raise RuntimeError("the database went away")
+
+    event.listen(Session, "before_commit", fail)
+    try:
+        with pytest.raises(RuntimeError, match="went away"):
+            await runner.begin(VisitorAccess(started["token"]), conversation_id, "Eine Frage")
+    finally:
+        event.remove(Session, "before_commit", fail)
+    assert gated.asked and gated.closed
+    assert await _transcript(db, conversation_id) == before

@@ -8,6 +8,7 @@ fails or times out yields a polite fallback; the conversation goes on.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -33,6 +34,7 @@ from demandly.engine.providers.base import (
     Finished,
     LLMProvider,
     ProviderError,
+    ProviderEvent,
     QuickReplies,
     Sources,
     TextDelta,
@@ -273,15 +275,28 @@ class TurnRunner:
         one turn of the database's single write lock; on PostgreSQL a quarter to a third
         less of the server's CPU per turn), and the visitor's message is written with the
         answer; the events are sent once it has committed. A streaming provider's turn keeps
-        two, so that no transaction stays open while the model answers."""
+        two, so that no transaction stays open while the model answers. Its request goes out
+        as this transaction writes and commits (``_Answer``, ``ahead``): the SDK's work and
+        the way to the model overlap the database's; nothing of the answer is shown before
+        the commit, and a failed commit closes the request unread."""
         if turn.conversation.status != ConversationStatus.HANDOFF:  # else a person answers
             turn.prepared = await self._prepare(session, turn.conversation, unstored)
             if getattr(turn.prepared.provider, "answers_at_once", False):
                 turn.prepared = replace(turn.prepared, unstored=tuple(unstored))
                 turn.answered = [batch async for batch in self._rounds(turn, session)]
                 unstored = ()  # stored with the answer
-        await conversations.store_messages(session, unstored)
-        await session.commit()
+            else:
+                turn.early = _Answer(turn.prepared.provider, turn.prepared.request, ahead=True)
+                # The request out first: SQLite's statements run inline and would hold it back
+                # until the commit.
+                await asyncio.sleep(0)
+        try:
+            await conversations.store_messages(session, unstored)
+            await session.commit()
+        except BaseException:
+            if turn.early is not None:
+                await turn.early.aclose()
+            raise
         return turn
 
     async def _count_message(
@@ -364,13 +379,16 @@ class TurnRunner:
         scope, actor = turn.scope, turn.actor
         progressed = False
         cited: list[dict[str, str | None]] = []
+        early, turn.early = turn.early, None
         for round_number in range(1, MAX_MODEL_ROUNDS + 1):
             at_once = getattr(prepared.provider, "answers_at_once", False)
             outcome = _Outcome()
             if batch and not at_once:
                 yield EventBatch(batch)
                 batch = []
-            async for event in self._stream(prepared, outcome):
+            answer = early or _Answer(prepared.provider, prepared.request)
+            early = None
+            async for event in self._stream(prepared, answer, outcome):
                 if at_once:
                     batch.append(event)
                 else:
@@ -474,10 +492,11 @@ class TurnRunner:
         )
         return replace(prepared, request=request, unstored=())
 
-    async def _stream(self, prepared: _Prepared, outcome: _Outcome) -> AsyncIterator[EngineEvent]:
-        started = time.perf_counter()
+    async def _stream(
+        self, prepared: _Prepared, answer: _Answer, outcome: _Outcome
+    ) -> AsyncIterator[EngineEvent]:
         try:
-            async for event in prepared.provider.stream(prepared.request):
+            async for event in answer:
                 if isinstance(event, TextDelta):
                     outcome.text.append(event.text)
                     yield EngineEvent("delta", {"text": event.text})
@@ -505,7 +524,9 @@ class TurnRunner:
             outcome.tool_calls = []
             outcome.finish = "error"
             outcome.model = "fallback"
-        outcome.latency_ms = int((time.perf_counter() - started) * 1000)
+        finally:
+            await answer.aclose()
+        outcome.latency_ms = int((time.perf_counter() - answer.started) * 1000)
         if outcome.model is None:
             outcome.model = prepared.request.model or getattr(prepared.provider, "name", None)
 
@@ -678,6 +699,53 @@ def remember_workspace(conversation: Conversation) -> Scope:
     return scope
 
 
+_END = object()
+
+
+class _Answer:
+    """A provider's answer to one round, iterated once. ``ahead``: its first event is asked
+    for at once, in a task of its own. A turn begins its first round so before its first
+    transaction writes and commits, and the request (the SDK's work, the way to the model
+    and the model's own) runs meanwhile. The events reach the visitor only through
+    iteration, which the turn starts after the commit; a turn whose commit fails closes the
+    answer unread."""
+
+    def __init__(
+        self, provider: LLMProvider, request: CompletionRequest, *, ahead: bool = False
+    ) -> None:
+        self.started = time.perf_counter()
+        self._events = aiter(provider.stream(request))
+        self._first: asyncio.Future[Any] | None = None
+        if ahead:
+            self._first = asyncio.ensure_future(anext(self._events, _END))
+            # A turn dropped unanswered must not log "exception was never retrieved".
+            self._first.add_done_callback(_retrieve_exception)
+
+    async def __aiter__(self) -> AsyncIterator[ProviderEvent]:
+        if self._first is not None:
+            first = await self._first
+            if first is _END:
+                return
+            yield first
+        async for event in self._events:
+            yield event
+
+    async def aclose(self) -> None:
+        """Stop asking (the provider's own ``finally`` closes its response)."""
+        if self._first is not None and not self._first.done():
+            self._first.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._first
+        close = getattr(self._events, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _retrieve_exception(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 @dataclass
 class Turn:
     """A turn after its first transaction (``TurnRunner.begin``): ``prepared`` is None when
@@ -690,6 +758,8 @@ class Turn:
     prepared: _Prepared | None = None
     # The answer's batches, when it was stored in the turn's first transaction.
     answered: list[EventBatch] | None = None
+    # The streaming provider's answer, begun before the first transaction committed.
+    early: _Answer | None = None
 
 
 @dataclass
