@@ -20,6 +20,7 @@ Each visitor holds one keep-alive connection and speaks HTTP/1.1 itself (``lean_
 browser does not, and which the TTFB counted as the platform's.
 
     .venv/bin/python bench/chat.py [--seconds 10] [--backends sqlite,postgres] [--think 0,1]
+        [--levels 1,50,200] [--engines "offline,openai stub"]
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ def start_stub() -> tuple[subprocess.Popen[str], str]:
 
 
 def bench_backend(
-    backend: str, seconds: float, levels: list[int], thinks: list[float]
+    backend: str, seconds: float, levels: list[int], thinks: list[float], engines: list[str]
 ) -> list[dict[str, object]]:
     folder = Path(tempfile.mkdtemp(prefix=f"chat-{backend}-"))
     url = fresh_database(backend, folder)
@@ -232,6 +233,8 @@ def bench_backend(
     try:
         keys = asyncio.run(make_agents(server.url, token, agency_id, stub_url))
         for engine, key in keys.items():
+            if engine not in engines:
+                continue
             for think in thinks:
                 for concurrency in levels:
                     result = asyncio.run(measure(server, url, key, concurrency, seconds, think))
@@ -260,12 +263,16 @@ def main() -> None:
     parser.add_argument(
         "--think", default="0", help="visitors' mean pause before each message, seconds"
     )
+    parser.add_argument("--engines", default="offline,openai stub")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     thinks = [float(x) for x in args.think.split(",")]
+    engines = args.engines.split(",")
     rows = [
-        r for b in args.backends.split(",") for r in bench_backend(b, args.seconds, levels, thinks)
+        r
+        for b in args.backends.split(",")
+        for r in bench_backend(b, args.seconds, levels, thinks, engines)
     ]
     table = Table(title=f"Chat benchmark ({platform.node()}, {datetime.now(UTC):%Y-%m-%d})")
     for column in rows[0]:

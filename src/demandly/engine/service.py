@@ -275,21 +275,21 @@ class TurnRunner:
         one turn of the database's single write lock; on PostgreSQL a quarter to a third
         less of the server's CPU per turn), and the visitor's message is written with the
         answer; the events are sent once it has committed. A streaming provider's turn keeps
-        two, so that no transaction stays open while the model answers. Its request goes out
-        as this transaction writes and commits (``_Answer``, ``ahead``): the SDK's work and
-        the way to the model overlap the database's; nothing of the answer is shown before
-        the commit, and a failed commit closes the request unread."""
+        two, so that no transaction stays open while the model answers. On PostgreSQL its
+        request goes out as this transaction writes and commits (``_Answer``, ``ahead``): the
+        SDK's work and the way to the model overlap the database's; nothing of the answer is
+        shown before the commit, and a failed commit closes the request unread."""
         if turn.conversation.status != ConversationStatus.HANDOFF:  # else a person answers
             turn.prepared = await self._prepare(session, turn.conversation, unstored)
             if getattr(turn.prepared.provider, "answers_at_once", False):
                 turn.prepared = replace(turn.prepared, unstored=tuple(unstored))
                 turn.answered = [batch async for batch in self._rounds(turn, session)]
                 unstored = ()  # stored with the answer
-            else:
+            elif self.db.dialect != "sqlite":
+                # SQLite runs the statements in this thread, on its one connection: a request
+                # begun now would only add its own CPU to that connection's hold. A database
+                # server's statements wait on the network, and the request goes out meanwhile.
                 turn.early = _Answer(turn.prepared.provider, turn.prepared.request, ahead=True)
-                # The request out first: SQLite's statements run inline and would hold it back
-                # until the commit.
-                await asyncio.sleep(0)
         try:
             await conversations.store_messages(session, unstored)
             await session.commit()
