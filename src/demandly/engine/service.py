@@ -2,7 +2,9 @@
 
 A turn never holds a database transaction while the model thinks: it stores the visitor's
 message and reads what it needs in one short transaction, streams the model's answer with no
-transaction open, then stores the answer and runs the tools in a second one. A model that
+transaction open, then stores the answer and runs the tools in a second one. (On PostgreSQL
+the model's request goes out while the first transaction commits; what it says is shown only
+after.) A model that
 fails or times out yields a polite fallback; the conversation goes on.
 """
 
