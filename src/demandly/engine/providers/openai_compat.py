@@ -203,7 +203,7 @@ class OpenAICompatibleProvider:
         finish: str | None = None
         usage: Usage | None = None
         received_anything = False
-        stream: openai.AsyncStream[Any] | None = None
+        stream: openai.AsyncStream[object] | None = None
         failure: Exception | None = None
         try:
             async with asyncio.timeout_at(deadline):
@@ -255,7 +255,7 @@ class OpenAICompatibleProvider:
             yield usage
         yield Finished(_finish_reason(finish, has_calls=bool(calls)))
 
-    async def _open_stream(self, params: dict[str, Any]) -> openai.AsyncStream[Any]:
+    async def _open_stream(self, params: dict[str, Any]) -> openai.AsyncStream[object]:
         """The request through the SDK's own client (its HTTP, authentication, status errors
         and server-sent events, an ``error`` event raising ``APIError``), with the body sent as
         the JSON it already is and each chunk given back as parsed JSON (``cast_to=object``).
@@ -267,7 +267,8 @@ class OpenAICompatibleProvider:
             body=params,
             cast_to=object,
             stream=True,
-            stream_cls=openai.AsyncStream[Any],
+            # ``object``, not ``Any``: the chunk type the SDK hands each chunk back as, as is.
+            stream_cls=openai.AsyncStream[object],
         )
 
 
