@@ -147,6 +147,17 @@ def _zip(names: list[str]) -> bytes:
     return out.getvalue()
 
 
+def _zip_of_version(names: list[str], version: int) -> bytes:
+    """An archive whose entries say they need ``version`` to be unpacked (the central
+    directory's "version needed to extract"), as a damaged or exotic file may."""
+    data = bytearray(_zip(names))
+    at = data.find(b"PK\x01\x02")
+    while at != -1:
+        data[at + 6 : at + 8] = version.to_bytes(2, "little")
+        at = data.find(b"PK\x01\x02", at + 4)
+    return bytes(data)
+
+
 @pytest.mark.parametrize(
     ("filename", "data", "message"),
     [
@@ -155,6 +166,7 @@ def _zip(names: list[str]) -> bytes:
         ("alt.doc", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 64, "DOCX or PDF"),
         ("tabelle.xlsx", _zip(["xl/workbook.xml"]), "Unsupported"),
         ("kaputt.docx", _zip(["word/document.xml"]), "could not be read"),
+        ("neu.docx", _zip_of_version(["word/document.xml"], 64), "damaged archive"),
         ("falsch.pdf", b"Das ist kein PDF.", "not a valid PDF"),
         ("kaputt.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\n%%EOF", "PDF"),
         ("daten.csv", b"name;preis\nReinigung;89", "Unsupported"),

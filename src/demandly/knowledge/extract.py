@@ -530,7 +530,9 @@ def _sniff_binary(data: bytes) -> str | None:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 if "word/document.xml" in archive.namelist():
                     return DOCX
-        except zipfile.BadZipFile as exc:
+        # Reading the archive's directory fails in many ways on untrusted bytes (a bad
+        # header, an entry that asks for a newer zip version, a truncated file): all mean this.
+        except Exception as exc:
             raise ExtractionError("The file is a damaged archive.") from exc
         raise ExtractionError(_UNSUPPORTED)
     if data.startswith(b"\xd0\xcf\x11\xe0"):
