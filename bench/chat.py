@@ -83,25 +83,26 @@ def agent_body(client_id: str, connection_id: str | None) -> dict[str, object]:
     }
 
 
+def stub_connection_body(agency_id: str, stub_url: str) -> dict[str, str]:
+    """The agency's provider connection to the zero-latency stub."""
+    return {
+        "agency_id": agency_id,
+        "name": "stub",
+        "base_url": stub_url,
+        "api_key": "sk-bench-0000000000",
+        "default_model": "stub",
+        "region": "eu",
+    }
+
+
 async def make_agents(server_url: str, token: str, agency_id: str, stub_url: str) -> dict[str, str]:
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=server_url, headers=headers) as http:
         client = (
             await http.post(f"{API}/clients", json={"agency_id": agency_id, "name": "Bench"})
         ).json()
-        connection = (
-            await http.post(
-                f"{API}/provider-connections",
-                json={
-                    "agency_id": agency_id,
-                    "name": "stub",
-                    "base_url": stub_url,
-                    "api_key": "sk-bench-0000000000",
-                    "default_model": "stub",
-                    "region": "eu",
-                },
-            )
-        ).json()
+        body = stub_connection_body(agency_id, stub_url)
+        connection = (await http.post(f"{API}/provider-connections", json=body)).json()
         keys = {}
         for engine, connection_id in (("offline", None), ("openai stub", connection["id"])):
             agent = (

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chat import SCRIPT, UNLIMITED, agent_body, start_stub
+from chat import SCRIPT, UNLIMITED, agent_body, start_stub, stub_connection_body
 from common import SECRET, drop_database, fresh_database, seed_owner, vacuum_analyze
 
 HEADERS = [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json")]
@@ -114,7 +114,14 @@ async def conversation(http: InProcessClient, key: str, times: dict[str, list[fl
         times[kind].append(time.thread_time() - began)
 
 
-async def run(folder: Path, url: str, agency_id: str, token: str, args: argparse.Namespace) -> None:
+async def run(
+    folder: Path,
+    url: str,
+    agency_id: str,
+    token: str,
+    args: argparse.Namespace,
+    stub_url: str | None = None,
+) -> None:
     os.environ.update(UNLIMITED)
     import demandly.kit.sqlite
     from demandly.app import create_app
@@ -133,20 +140,9 @@ async def run(folder: Path, url: str, agency_id: str, token: str, args: argparse
             "POST", "/api/v1/clients", {"agency_id": agency_id, "name": "Bench"}, owner
         )
         connection_id = None
-        if args.stub_url:
-            connection = await http.json(
-                "POST",
-                "/api/v1/provider-connections",
-                {
-                    "agency_id": agency_id,
-                    "name": "stub",
-                    "base_url": args.stub_url,
-                    "api_key": "sk-bench-0000000000",
-                    "default_model": "stub",
-                    "region": "eu",
-                },
-                owner,
-            )
+        if stub_url is not None:
+            body = stub_connection_body(agency_id, stub_url)
+            connection = await http.json("POST", "/api/v1/provider-connections", body, owner)
             connection_id = connection["id"]
         body = agent_body(client["id"], connection_id)
         agent = await http.json("POST", "/api/v1/agents", body, owner)
@@ -169,13 +165,11 @@ def inprocess(args: argparse.Namespace) -> None:
     folder = Path(tempfile.mkdtemp(prefix="chat-inprocess-"))
     url = fresh_database(args.backend, folder)
     agency_id, token = seed_owner(url, folder)
-    stub = None
-    if args.engine == "stub":
-        stub, args.stub_url = start_stub()
+    stub, stub_url = start_stub() if args.engine == "stub" else (None, None)
     try:
         import uvloop
 
-        uvloop.run(run(folder, url, agency_id, token, args))
+        uvloop.run(run(folder, url, agency_id, token, args, stub_url))
     finally:
         if stub is not None:
             stub.terminate()
@@ -221,7 +215,6 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--engine", choices=("offline", "stub"), default="offline")
     args = parser.parse_args()
-    args.stub_url = None
     if args.instructions:
         instructions(args)
     else:
