@@ -4,12 +4,15 @@ queries see only their tenant, writes outside the scope are refused."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, inspect, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from demandly.kit.context import Scope
-from demandly.kit.db import Database, ScopedQuery
+from demandly.kit.db import Database, ScopedQuery, system_scope
 from demandly.kit.errors import NotFound, UnscopedQuery
-from demandly.tenancy.models import Agency, Client, Membership, User
+from demandly.kit.ids import new_id
+from demandly.tenancy.models import Agency, Client, Membership, Role, User
 from tests.factories import World, make_agency
 
 
@@ -127,3 +130,60 @@ async def test_a_scoped_query_that_forgets_a_tenant_table_is_refused(
     async with db.session(Scope.for_agency(world.a.agency.id)) as session:
         with pytest.raises(UnscopedQuery, match="agencies"):
             forgetful.statement(session)
+
+
+async def _client_ids(session: AsyncSession) -> set[str]:
+    return set((await session.execute(select(Client.id))).scalars())
+
+
+async def test_the_system_scope_sees_every_tenant_and_gives_the_caller_its_scope_back(
+    db: Database, world: World
+) -> None:
+    own = {c.id for c in world.a.clients}
+    foreign = {c.id for c in world.b.clients}
+    async with db.session(Scope.for_agency(world.a.agency.id)) as session:
+        async with system_scope(session):
+            assert own | foreign <= await _client_ids(session)
+        assert await _client_ids(session) >= own
+        assert not await _client_ids(session) & foreign
+        with pytest.raises(NotFound, match="slug"):
+            async with system_scope(session):
+                raise NotFound("The slug is unknown.")
+        assert not await _client_ids(session) & foreign
+
+
+async def test_the_system_scope_leaves_a_session_without_scope_as_it_found_it(
+    db: Database, world: World
+) -> None:
+    async with db.session() as session:
+        async with system_scope(session):
+            assert {c.id for c in world.b.clients} <= await _client_ids(session)
+        with pytest.raises(UnscopedQuery):
+            await _client_ids(session)
+
+
+async def test_what_the_system_scope_adds_is_written_inside_it(db: Database, world: World) -> None:
+    email = f"{new_id('u')}@example.org"
+    async with db.session(Scope.for_client(world.a.agency.id, world.a.clients[0].id)) as session:
+        async with system_scope(session):
+            user = User(email=email)
+            session.add(user)
+        assert inspect(user).persistent  # flushed before the scope narrowed
+        await session.commit()
+    async with db.session() as session:
+        assert (await session.execute(select(User.id).where(User.email == email))).one()
+
+
+async def test_a_constraint_hit_inside_the_system_scope_comes_out_as_itself(
+    db: Database, world: World
+) -> None:
+    """A refused flush inside the block leaves a transaction that runs no more statements:
+    giving the caller its scope back must not hide the refusal behind another error (on
+    PostgreSQL, the scope's settings are a statement)."""
+    taken = world.a.users[Role.AGENCY_OWNER.value].email
+    async with db.session(Scope.for_agency(world.a.agency.id)) as session:
+        with pytest.raises(IntegrityError):
+            async with system_scope(session):
+                session.add(User(email=taken))
+        await session.rollback()
+        assert {c.id for c in world.a.clients} <= await _client_ids(session)

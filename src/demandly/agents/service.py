@@ -32,12 +32,11 @@ from demandly.engine.providers.base import (
 from demandly.jobs.service import emit
 from demandly.kit.cache import TTLCache
 from demandly.kit.context import Scope
-from demandly.kit.db import session_actor, session_scope
+from demandly.kit.db import session_actor, session_scope, system_scope
 from demandly.kit.errors import Conflict, NotFound, ValidationFailed
 from demandly.kit.ids import random_token
 from demandly.kit.time import utcnow
 from demandly.tenancy.models import Agency, Client
-from demandly.tenancy.service import system_scope
 
 PUBLIC_KEY_PREFIX = "pk_"
 PUBLISHED_EVENT = "agent.published"

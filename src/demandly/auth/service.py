@@ -36,7 +36,6 @@ from demandly.auth.support import (
     password_matches,
     record_user_event,
     require_user,
-    system_scope,
     wrong,
 )
 from demandly.config import Settings
@@ -45,7 +44,7 @@ from demandly.integrations.email import Brand as EmailBrand
 from demandly.integrations.email import OutgoingEmail, brand_for, branded_html, queue_email
 from demandly.kit.context import Actor, Scope
 from demandly.kit.crypto import get_keyring, hash_token
-from demandly.kit.db import Database, set_scope
+from demandly.kit.db import Database, set_scope, system_scope
 from demandly.kit.errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
 from demandly.kit.ids import random_token
 from demandly.kit.time import utcnow

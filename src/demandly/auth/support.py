@@ -1,10 +1,7 @@
-"""Small helpers the auth services share: stepping into the system scope for global rows
-(users, their sessions, platform-level audit events) and recording auth events."""
+"""Small helpers the auth services share: recording events about a user's credentials (on
+the platform chain, in the system scope) and checking a signed-in user's password."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,21 +11,9 @@ from demandly.auth.context import AuthContext
 from demandly.auth.errors import FailAfterCommit
 from demandly.auth.passwords import verify_password_async
 from demandly.config import Settings
-from demandly.kit.context import Scope
-from demandly.kit.db import session_scope, set_scope
+from demandly.kit.db import system_scope
 from demandly.kit.errors import Forbidden, ValidationFailed
 from demandly.tenancy.models import User
-
-
-@asynccontextmanager
-async def system_scope(session: AsyncSession) -> AsyncIterator[None]:
-    """Users and their credentials belong to no agency: work on them (and flush) under the
-    system scope, then hand the session back in the caller's own scope."""
-    previous = session_scope(session.sync_session)
-    await set_scope(session, Scope.for_system())
-    yield
-    await session.flush()
-    await set_scope(session, previous if previous is not None else Scope())
 
 
 async def record_user_event(session: AsyncSession, action: str, user_id: str | None) -> None:

@@ -23,11 +23,11 @@ from demandly.auth.support import (
     password_matches,
     record_user_event,
     require_user,
-    system_scope,
     wrong,
 )
 from demandly.config import Settings
 from demandly.kit.crypto import hash_token
+from demandly.kit.db import system_scope
 from demandly.kit.errors import Conflict, Unauthorized, ValidationFailed
 from demandly.kit.time import utcnow
 from demandly.tenancy.models import User

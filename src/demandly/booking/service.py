@@ -52,13 +52,14 @@ from demandly.integrations.email import (
     queue_email,
 )
 from demandly.jobs.service import NewJob, cancel_job, emit, enqueue_many
+from demandly.kit.db import system_scope
 from demandly.kit.errors import Conflict, NotFound, ValidationFailed
 from demandly.kit.ids import new_id, random_token
 from demandly.kit.time import ensure_utc, utcnow
 from demandly.leads.service import Person, get_contact, upsert_contact
 from demandly.tenancy.branding import brand_of
 from demandly.tenancy.models import Agency, Client
-from demandly.tenancy.service import slugify, system_scope
+from demandly.tenancy.service import slugify
 
 __all__ = [
     "Slot",

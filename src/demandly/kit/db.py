@@ -9,7 +9,8 @@ transaction-locally from the same scope.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any, ClassVar, Generic, TypeVar
@@ -311,13 +312,37 @@ async def set_scope(session: AsyncSession, scope: Scope, actor: Actor | None = N
     # Only PostgreSQL has settings to keep in step (asked of the bind: getting the connection
     # costs a trip through the async bridge, on every visitor's turn), and only when the scope
     # changed: the transaction's begin, or the last change, set them.
+    # A transaction that failed (a flush that hit a constraint) runs no more statements: its
+    # rollback takes the settings with it.
     if (
         not unchanged
-        and session.in_transaction()
+        and _can_run_statements(session.sync_session)
         and session.get_bind().dialect.name == "postgresql"
     ):
         connection = await session.connection()
         await connection.execute(_SETTINGS_SQL, _settings_params(session.sync_session))
+
+
+def _can_run_statements(session: Session) -> bool:
+    transaction = session.get_transaction()
+    return transaction is not None and transaction.is_active
+
+
+@asynccontextmanager
+async def system_scope(session: AsyncSession) -> AsyncIterator[None]:
+    """Step out of the tenant's scope for rows of no tenant or a look-up across tenants (users
+    and their credentials, a slug or domain that must be unique platform-wide): what the
+    block changed is flushed inside it, and the session goes back to the caller's scope
+    afterwards, also when the block raises."""
+    previous = session_scope(session.sync_session)
+    await set_scope(session, Scope.for_system())
+    try:
+        yield
+        await session.flush()
+    finally:
+        await set_scope(session, previous or Scope())
+        if previous is None:
+            session.info.pop("scope", None)
 
 
 # The transaction's settings: the tenant (row-level security) and how PostgreSQL plans the

@@ -28,11 +28,12 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from demandly.auth.context import AuthContext
+from demandly.kit.db import system_scope
 from demandly.kit.errors import NotFound, ValidationFailed
 from demandly.tenancy import schemas as s
 from demandly.tenancy.models import Agency, AgencyAsset
 from demandly.tenancy.repository import TenancyRepository
-from demandly.tenancy.service import system_scope, update_agency
+from demandly.tenancy.service import update_agency
 
 Kind = Literal["logo", "favicon"]
 KINDS: tuple[Kind, ...] = ("logo", "favicon")

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -27,7 +26,7 @@ from demandly.auth.permissions import Permission, can_grant
 from demandly.jobs.service import emit
 from demandly.kit.context import Scope
 from demandly.kit.crypto import hash_token
-from demandly.kit.db import session_actor, session_scope, set_scope
+from demandly.kit.db import session_actor, set_scope, system_scope
 from demandly.kit.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from demandly.kit.ids import random_token
 from demandly.kit.time import utcnow
@@ -51,19 +50,6 @@ CLIENT_DELETED_EVENT = "client.deleted"
 
 
 # --- scope and authorisation ---------------------------------------------------------------
-
-
-@asynccontextmanager
-async def system_scope(session: AsyncSession) -> AsyncIterator[None]:
-    """See across tenants for one look-up, then narrow back to the caller's scope."""
-    previous = session_scope(session)
-    await set_scope(session, Scope.for_system())
-    try:
-        yield
-    finally:
-        await set_scope(session, previous or Scope())
-        if previous is None:
-            session.info.pop("scope", None)
 
 
 def authorize(

@@ -56,13 +56,12 @@ from demandly.engine.service import BUILT_IN_TOOLS, TurnRunner, default_provider
 from demandly.jobs.service import emit
 from demandly.kit.cache import TTLCache
 from demandly.kit.context import Actor, Scope
-from demandly.kit.db import Database
+from demandly.kit.db import Database, system_scope
 from demandly.kit.errors import Conflict, DemandlyError, NotFound, ValidationFailed
 from demandly.kit.logging import get_logger
 from demandly.kit.time import utcnow
 from demandly.leads import service as leads
 from demandly.tenancy.models import Client
-from demandly.tenancy.service import system_scope
 
 log = get_logger(__name__)
 

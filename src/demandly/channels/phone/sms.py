@@ -34,12 +34,11 @@ from demandly.channels.phone.twilio_client import TwilioUnavailable, twilio_clie
 from demandly.config import Settings
 from demandly.jobs.service import enqueue
 from demandly.kit.context import Scope
-from demandly.kit.db import Database
+from demandly.kit.db import Database, system_scope
 from demandly.kit.logging import get_logger
 from demandly.kit.time import utcnow
 from demandly.leads.models import Contact
 from demandly.tenancy.models import Client
-from demandly.tenancy.service import system_scope
 
 log = get_logger(__name__)
 

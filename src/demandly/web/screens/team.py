@@ -14,6 +14,7 @@ from demandly.auth.dependencies import request_actor
 from demandly.auth.errors import FailAfterCommit
 from demandly.auth.permissions import Permission, can_grant
 from demandly.kit.crypto import hash_token
+from demandly.kit.db import system_scope
 from demandly.kit.errors import DemandlyError, Forbidden, Gone, NotFound, TooManyRequests
 from demandly.kit.pagination import PageParams, paginate
 from demandly.tenancy import schemas as s
@@ -340,7 +341,7 @@ async def _open_invitation(view: View, token: str) -> tuple[Invitation, Agency, 
     shown in that agency's brand. 404 when unknown (or another agency's on this domain),
     410 when used, withdrawn or expired."""
     session = view.session
-    async with tenancy_service.system_scope(session):
+    async with system_scope(session):
         repo = TenancyRepository(session)
         invitation = await repo.invitation_by_token_hash(hash_token(token))
         agency = await repo.agency(invitation.agency_id) if invitation else None
@@ -377,7 +378,7 @@ async def _render_invitation(
     needs_code: bool = False,
     status_code: int = 200,
 ) -> Response:
-    async with tenancy_service.system_scope(view.session):
+    async with system_scope(view.session):
         existing = await TenancyRepository(view.session).user_by_email(invitation.email)
     signed_in_as = view.ctx.user if view.ctx is not None else None
     return view.render(
@@ -429,7 +430,7 @@ async def accept_invitation(
 
     if view.ctx is not None and view.ctx.user_id is not None:
         return await _accept_signed_in(view, token, again)
-    async with tenancy_service.system_scope(view.session):
+    async with system_scope(view.session):
         existing = await TenancyRepository(view.session).user_by_email(invitation.email)
     if existing is not None:
         return await _accept_with_login(view, token, invitation.email, password, totp, again)
