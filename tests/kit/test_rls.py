@@ -8,8 +8,9 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from demandly.config import Settings
 from demandly.kit.context import Scope
-from demandly.kit.db import Database
+from demandly.kit.db import Database, create_engine
 from demandly.tenancy.models import Client
 from tests.factories import World
 
@@ -34,6 +35,39 @@ async def test_app_role_cannot_bypass_rls(db: Database) -> None:
         ).one()
     assert row.current_user == "demandly_app"
     assert row.rolbypassrls is False and row.rolsuper is False
+
+
+async def test_a_connection_stays_in_the_app_role_whatever_its_transactions_do(
+    settings: Settings, world: World
+) -> None:
+    """The role is the connection's own, not a setting of its first transaction: a first
+    transaction that rolls back (a read, a refused login), ``RESET ROLE`` or ``RESET ALL``
+    leave the connection in the app role, and row-level security in force."""
+    engine = create_engine(settings.effective_database_url, app_role=settings.pg_app_role)
+    seen: list[tuple[int, str, int]] = []
+    try:
+        for undo in ("ROLLBACK", "RESET ROLE", "RESET ALL"):
+            async with engine.connect() as conn:
+                if undo == "ROLLBACK":
+                    await conn.execute(text("SELECT 1"))
+                    await conn.rollback()
+                else:
+                    await conn.execute(text(undo))
+                    await conn.commit()
+            async with engine.connect() as conn:  # the same pooled connection
+                row = (
+                    await conn.execute(
+                        text(
+                            "SELECT pg_backend_pid() AS pid, current_user AS role,"
+                            " (SELECT count(*) FROM clients) AS clients"
+                        )
+                    )
+                ).one()
+                seen.append((row.pid, row.role, row.clients))
+    finally:
+        await engine.dispose()
+    assert len({pid for pid, _, _ in seen}) == 1
+    assert [(role, clients) for _, role, clients in seen] == [(settings.pg_app_role, 0)] * 3
 
 
 async def test_transaction_without_tenant_sees_no_rows(db: Database, world: World) -> None:

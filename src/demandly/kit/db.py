@@ -510,32 +510,34 @@ def create_engine(url: str, *, app_role: str | None = None, echo: bool = False) 
         return engine
     # No pre-ping: it costs a round trip per checkout; a connection PostgreSQL dropped fails
     # one request and is replaced. Recycling keeps connections younger than server timeouts.
-    engine = create_async_engine(
+    return create_async_engine(
         url,
         echo=echo,
         pool_size=20,
         max_overflow=20,
         pool_recycle=1800,
-        # asyncpg prepares every statement, and from its sixth run PostgreSQL may switch to a
-        # generic plan. Under row-level security the tenant filter's generic estimate made the
-        # dashboard's inbox lookups by primary key scan instead (60-180 ms instead of 1 ms);
-        # planning each run costs far less than that. A session that only looks rows up by
-        # key may reuse plans (``Database.session``), set per transaction.
-        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+        connect_args={"server_settings": _connection_settings(app_role)},
     )
+
+
+def _connection_settings(app_role: str | None) -> dict[str, str]:
+    """What every PostgreSQL connection is opened with (its startup parameters).
+
+    ``role``: the application role (no BYPASSRLS) even when the URL names the owner. As a
+    startup parameter it is the session's own default, which no rollback, ``RESET ROLE`` or
+    ``RESET ALL`` undoes. (A ``SET ROLE`` on connect ran inside the connection's first
+    transaction, and a first transaction that rolled back took it away: the connection then
+    ran as the owner, past row-level security, for the rest of its life.)
+
+    ``plan_cache_mode``: asyncpg prepares every statement, and from its sixth run PostgreSQL
+    may switch to a generic plan. Under row-level security the tenant filter's generic
+    estimate made the dashboard's inbox lookups by primary key scan instead (60-180 ms
+    instead of 1 ms); planning each run costs far less than that. A session that only looks
+    rows up by key may reuse plans (``Database.session``), set per transaction."""
+    settings = {"plan_cache_mode": "force_custom_plan"}
     if app_role:
-        _use_app_role(engine, app_role)
-    return engine
-
-
-def _use_app_role(engine: AsyncEngine, role: str) -> None:
-    """Run as the application role (no BYPASSRLS) even when the URL names the owner."""
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f'SET ROLE "{role}"')
-        cursor.close()
+        settings["role"] = app_role
+    return settings
 
 
 class UnitOfWork(AsyncSession):
