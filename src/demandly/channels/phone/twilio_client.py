@@ -40,13 +40,24 @@ class _RebasedHttpClient(AsyncTwilioHttpClient):
         super().__init__(timeout=REQUEST_TIMEOUT_SECONDS)
         self.base = urlsplit(base_url) if base_url else None
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> Response:  # type: ignore[override]
+    async def request(  # type: ignore[override]
+        self,
+        method: str,
+        url: str,
+        auth: tuple[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Response:
         if self.base is not None:
             parts = urlsplit(url)
             url = urlunsplit(
                 (self.base.scheme, self.base.netloc, parts.path, parts.query, parts.fragment)
             )
-        return await super().request(method, url, **kwargs)
+        if auth is not None:
+            # The SDK would wrap the credentials in aiohttp's ``BasicAuth``, deprecated since
+            # aiohttp 3.14 and gone in 4.0 (twilio-python#931): the header is the same.
+            headers = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(*auth)}
+        return await super().request(method, url, headers=headers, **kwargs)
 
 
 @asynccontextmanager
