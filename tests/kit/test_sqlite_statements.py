@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
 
@@ -137,21 +138,51 @@ async def test_committed_rows_reach_the_database_file_from_a_thread(
 async def test_the_log_starts_over_while_the_process_keeps_writing(
     sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Copying the log (PASSIVE) alone never catches up with a process that keeps writing,
-    and a log never copied to its end never starts over: it only grows."""
+    """Copying the log (PASSIVE) alone never catches up with a process that keeps writing:
+    what it appended meanwhile stays in the log, and a log never copied to its end never
+    starts over. So after each copy, the process's next write waits for a RESTART first, and
+    the log starts from its beginning. The copy is held until the test has written during it,
+    so that the writes fall inside it however fast the thread runs."""
     monkeypatch.setattr(kit_sqlite, "CHECKPOINT_EVERY_COMMITS", 8)
-    async with sqlite_db.engine.begin() as connection:
-        await connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)"))
-    for _ in range(400):  # back to back, as under load
+    copied, go_on = threading.Event(), threading.Event()
+    checkpoint = kit_sqlite._checkpoint
+
+    def copy_held_open(path: str, mode: str) -> None:
+        checkpoint(path, mode)
+        if mode == "PASSIVE":
+            copied.set()
+            go_on.wait(30)
+
+    monkeypatch.setattr(kit_sqlite, "_checkpoint", copy_held_open)
+    database = tmp_path / "hop.db"
+
+    async def write() -> None:
         async with sqlite_db.engine.begin() as connection:
             await connection.execute(text("INSERT INTO t (body) VALUES (randomblob(4000))"))
+
+    async with sqlite_db.engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)"))
+    for _ in range(8):  # the 8th commit starts the copy
+        await write()
+    assert await asyncio.to_thread(copied.wait, 30)
+    for _ in range(20):  # written while the copy runs
+        await write()
+    go_on.set()
+    (checkpointer,) = [c for c in kit_sqlite._checkpointers.values() if Path(c.path) == database]
+    for _ in range(3000):  # the copy's end reaches the event loop
+        if checkpointer.restart_due:
+            break
+        await asyncio.sleep(0.01)
+    await write()
+
+    def frames_in_the_log() -> int:
+        with closing(sqlite3.connect(database)) as reader:
+            return int(reader.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+
     wal = tmp_path / "hop.db-wal"
     # The log's header counts the times it started over (its checkpoint sequence number).
     assert int.from_bytes(wal.read_bytes()[12:16], "big") >= 1
-    # Each commit appends two pages or more: a log that never started over holds 3.2 MB. How
-    # far it grows in between depends on how fast the checkpoint's thread runs beside the
-    # loop (about 1 MB on a fast host): only that it was cut back is asserted.
-    written = 400 * 2 * 4096
-    assert wal.stat().st_size < written / 2
+    # Only the last write is in it (a few pages), not the 29 before it (60 or more).
+    assert frames_in_the_log() <= 4
     async with sqlite_db.engine.connect() as connection:
-        assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar() == 400
+        assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar() == 29
