@@ -4,8 +4,7 @@ A turn never holds a database transaction while the model thinks: it stores the 
 message and reads what it needs in one short transaction, streams the model's answer with no
 transaction open, then stores the answer and runs the tools in a second one. (On PostgreSQL
 the model's request goes out while the first transaction commits; what it says is shown only
-after.) A model that
-fails or times out yields a polite fallback; the conversation goes on.
+after.) A model that fails or times out yields a polite fallback; the conversation goes on.
 """
 
 from __future__ import annotations

@@ -310,10 +310,9 @@ async def set_scope(session: AsyncSession, scope: Scope, actor: Actor | None = N
     if actor is not None:
         session.info["actor"] = actor
     # Only PostgreSQL has settings to keep in step (asked of the bind: getting the connection
-    # costs a trip through the async bridge, on every visitor's turn), and only when the scope
-    # changed: the transaction's begin, or the last change, set them.
-    # A transaction that failed (a flush that hit a constraint) runs no more statements: its
-    # rollback takes the settings with it.
+    # costs a trip through the async bridge, on every visitor's turn), only when the scope
+    # changed (the transaction's begin, or the last change, set them), and only while the
+    # transaction can run statements: after a failed flush its rollback takes them anyway.
     if (
         not unchanged
         and _can_run_statements(session.sync_session)
